@@ -1,0 +1,95 @@
+"""The outer callback envelopes: find the ciphertext in a request body, write a reply body.
+
+Requests carry the ciphertext in ``<xml><Encrypt>…</Encrypt></xml>`` (self-built
+apps, suites) or in JSON as ``{"encrypt": …}`` (AI bots; some JSON callbacks
+capitalise it as ``Encrypt``). Replies are the official four-field envelope, in
+XML or JSON. No cryptography happens here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from .errors import ParseError, PayloadTooLarge
+from .safe_xml import MAX_XML_BYTES, cdata, parse_xml
+
+__all__ = ["EnvelopeFormat", "extract_encrypted", "render_envelope"]
+
+#: The two envelope formats: ``"xml"`` for apps and suites, ``"json"`` for AI bots.
+EnvelopeFormat = Literal["xml", "json"]
+
+_ENCRYPT_KEYS = ("encrypt", "Encrypt")
+
+
+def extract_encrypted(body: bytes | str | Mapping[str, Any]) -> str:
+    """Return the ``Encrypt`` / ``encrypt`` value of a callback body.
+
+    :param body: the raw POST body (XML or JSON, bytes or text) or an already
+        parsed mapping.
+    :raises ParseError: the body is not a well-formed envelope with a non-empty
+        ciphertext string.
+    """
+    if isinstance(body, Mapping):
+        return _from_mapping(body)
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    if len(raw) > MAX_XML_BYTES:
+        raise PayloadTooLarge(f"envelope of {len(raw)} bytes exceeds {MAX_XML_BYTES}")
+    start = raw.lstrip()[:1]
+    if start == b"<":
+        value = parse_xml(raw).findtext("Encrypt")
+        if not value:
+            raise ParseError("the XML envelope has no Encrypt element")
+        return value
+    if start == b"{":
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise ParseError(f"malformed JSON envelope: {exc}") from exc
+        if not isinstance(document, dict):
+            raise ParseError("the JSON envelope is not an object")
+        return _from_mapping(document)
+    raise ParseError("the body is neither an XML nor a JSON envelope")
+
+
+def _from_mapping(document: Mapping[str, Any]) -> str:
+    for key in _ENCRYPT_KEYS:
+        value = document.get(key)
+        if isinstance(value, str) and value:
+            return value
+    raise ParseError("the JSON envelope has no non-empty 'encrypt' string")
+
+
+def render_envelope(
+    encrypted: str,
+    signature: str,
+    timestamp: str,
+    nonce: str,
+    format: EnvelopeFormat = "xml",
+) -> str:
+    """Write the passive-reply envelope around an encrypted reply.
+
+    XML follows the official template byte for byte; JSON is the AI-bot form
+    ``{"encrypt", "msgsignature", "timestamp", "nonce"}`` with a numeric
+    timestamp, as doc 101033 shows.
+    """
+    if format == "json":
+        return json.dumps(
+            {
+                "encrypt": encrypted,
+                "msgsignature": signature,
+                "timestamp": int(timestamp),
+                "nonce": nonce,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+    return (
+        "<xml>\n"
+        f"<Encrypt>{cdata(encrypted)}</Encrypt>\n"
+        f"<MsgSignature>{cdata(signature)}</MsgSignature>\n"
+        f"<TimeStamp>{timestamp}</TimeStamp>\n"
+        f"<Nonce>{cdata(nonce)}</Nonce>\n"
+        "</xml>"
+    )

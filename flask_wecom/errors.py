@@ -1,0 +1,175 @@
+"""The exception tree of flask_wecom.
+
+Every failure the library reports is a :class:`WeComError`. Each leaf carries
+``code``, the return code Tencent's official ``WXBizMsgCrypt`` library uses for
+the same failure (negative numbers, -40001 to -40011), so logs and the
+:mod:`flask_wecom.compat` shim speak the official language. API failures from
+the WeCom server (:class:`APIError`) carry the server's positive ``errcode``
+instead; the two code spaces never mix.
+
+Errors never carry decrypted plaintext or key material: only the request's
+public parameters (timestamp, nonce) and the chained original exception.
+
+This module imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "WeComError",
+    "SignatureError",
+    "TimestampError",
+    "ParseError",
+    "PayloadTooLarge",
+    "AESKeyError",
+    "EncryptError",
+    "DecryptError",
+    "Base64DecodeError",
+    "IllegalBufferError",
+    "ReceiveIdError",
+    "ReplyError",
+    "MenuError",
+    "APIError",
+    "StoreError",
+]
+
+
+class WeComError(Exception):
+    """Root of every error raised by flask_wecom.
+
+    :param message: a human-readable reason, safe to log.
+    :param timestamp: the request's ``timestamp`` query parameter, if any.
+    :param nonce: the request's ``nonce`` query parameter, if any.
+    """
+
+    #: The official WXBizMsgCrypt return code for this kind of failure.
+    code: int = -40000
+    #: A short, stable, lower-case name for metrics and logs.
+    reason: str = "error"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        timestamp: str | None = None,
+        nonce: str | None = None,
+    ) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.reason)
+        #: The request's timestamp parameter, or None.
+        self.timestamp = timestamp
+        #: The request's nonce parameter, or None.
+        self.nonce = nonce
+
+    @property
+    def original_error(self) -> BaseException | None:
+        """The exception this one was raised from (``raise ... from e``), if any."""
+        return self.__cause__
+
+
+class SignatureError(WeComError):
+    """The msg_signature is missing or does not match (签名验证错误)."""
+
+    code = -40001
+    reason = "signature"
+
+
+class TimestampError(SignatureError):
+    """The timestamp is missing, not a number, or outside the replay window."""
+
+    code = -40001
+    reason = "timestamp"
+
+
+class ParseError(WeComError):
+    """The XML or JSON document is malformed or lacks a required field (解析失败)."""
+
+    code = -40002
+    reason = "parse"
+
+
+class PayloadTooLarge(ParseError):
+    """The request body is larger than the configured limit."""
+
+    code = -40002
+    reason = "too_large"
+
+
+class AESKeyError(WeComError, ValueError):
+    """The EncodingAESKey is not 43 base64 characters decoding to 32 bytes (AESKey 非法)."""
+
+    code = -40004
+    reason = "aes_key"
+
+
+class EncryptError(WeComError):
+    """The reply could not be encrypted (加密失败)."""
+
+    code = -40006
+    reason = "encrypt"
+
+
+class DecryptError(WeComError):
+    """The ciphertext could not be decrypted (解密失败)."""
+
+    code = -40007
+    reason = "decrypt"
+
+
+class Base64DecodeError(DecryptError):
+    """The ciphertext is not valid base64 (base64解密失败)."""
+
+    code = -40010
+    reason = "base64"
+
+
+class IllegalBufferError(DecryptError):
+    """The decrypted buffer has bad padding or a bad length prefix (解密后得到的buffer非法)."""
+
+    code = -40008
+    reason = "buffer"
+
+
+class ReceiveIdError(DecryptError):
+    """The receive id inside the ciphertext is not an accepted one (ReceiveId 校验错误)."""
+
+    code = -40005
+    reason = "receive_id"
+
+
+class ReplyError(WeComError, ValueError):
+    """A reply cannot be built: a documented limit is exceeded or the reply is not allowed here."""
+
+    code = -40011
+    reason = "reply"
+
+
+class MenuError(WeComError, ValueError):
+    """A custom menu (自定义菜单) breaks a documented limit; found before any request is sent."""
+
+    code = -40000
+    reason = "menu"
+
+
+class StoreError(WeComError):
+    """The shared store (for example Redis) could not be reached or answered badly."""
+
+    code = -40000
+    reason = "store"
+
+
+class APIError(WeComError):
+    """The WeCom server API answered with a non-zero ``errcode``.
+
+    :param errcode: the server's errcode (positive, e.g. 40014 invalid access_token).
+    :param errmsg: the server's errmsg (informative only; decide on ``errcode``).
+    """
+
+    reason = "api"
+
+    def __init__(self, errcode: int, errmsg: str = "") -> None:
+        super().__init__(f"WeCom API error {errcode}: {errmsg}")
+        #: The server's errcode. Unlike ``code`` of the other errors, this is positive.
+        self.errcode = errcode
+        #: The server's errmsg.
+        self.errmsg = errmsg
+        self.code = errcode

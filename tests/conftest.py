@@ -1,0 +1,5 @@
+"""Shared fixtures. Fixture modules live in tests/support/ and are loaded here."""
+
+pytest_plugins = [
+    "tests.support.redis_server",
+]

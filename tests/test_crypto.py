@@ -1,0 +1,464 @@
+"""flask_wecom.crypto: known-answer vectors, round trips, and every malformed input."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from Crypto.Cipher import AES
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flask_wecom.crypto import BLOCK_SIZE, WeComCrypto, decode_aes_key, signature
+from flask_wecom.envelope import extract_encrypted
+from flask_wecom.errors import (
+    AESKeyError,
+    Base64DecodeError,
+    DecryptError,
+    EncryptError,
+    IllegalBufferError,
+    ParseError,
+    PayloadTooLarge,
+    ReceiveIdError,
+    SignatureError,
+    WeComError,
+)
+
+VECTORS = Path(__file__).parent / "vectors"
+KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+TOKEN = "QDG6eK"
+CORP_ID = "wx5823bf96d3bd56c7"
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    """Read one vector file copied from ../shared/vectors."""
+    vectors: list[dict[str, Any]] = json.loads((VECTORS / f"{name}.json").read_text("utf-8"))
+    return vectors
+
+
+def vector_params(*names: str, kind: str | None = None) -> list[Any]:
+    """The vectors of ``names`` as pytest params with readable ids."""
+    return [
+        pytest.param(v, id=f"{name}{i}-{v['kind']}")
+        for name in names
+        for i, v in enumerate(load(name), 1)
+        if kind is None or v["kind"] == kind
+    ]
+
+
+def crypto_for(vector: dict[str, Any], **kwargs: Any) -> WeComCrypto:
+    """A WeComCrypto for a vector, with its random prefix pinned."""
+    prefix = bytes.fromhex(vector["random_prefix_hex"]) if "random_prefix_hex" in vector else None
+    return WeComCrypto(
+        vector["token"],
+        vector["encoding_aes_key"],
+        vector["receive_id"],
+        random_bytes=(lambda n: prefix) if prefix else None,
+        **kwargs,
+    )
+
+
+def body_of(vector: dict[str, Any]) -> str | dict[str, str]:
+    """The POST body a vector gives, or a JSON envelope around its ciphertext."""
+    post_data: str | None = vector.get("post_data")
+    return post_data if post_data is not None else {"encrypt": vector["encrypt"]}
+
+
+make_crypto = partial(WeComCrypto, TOKEN, KEY, CORP_ID)
+
+
+# -- known answers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vector", vector_params("public", "aibot", kind="verify_url"))
+def test_verify_url_vectors(vector: dict[str, Any]) -> None:
+    crypto = crypto_for(vector)
+    echo = crypto.verify_url(
+        vector["msg_signature"], vector["timestamp"], vector["nonce"], vector["echostr"]
+    )
+    assert echo == vector["expected_plaintext"]
+
+
+@pytest.mark.parametrize("vector", vector_params("public", "aibot", kind="decrypt"))
+def test_decrypt_message_vectors(vector: dict[str, Any]) -> None:
+    crypto = crypto_for(vector)
+    plaintext = crypto.decrypt_message(
+        body_of(vector), vector["msg_signature"], vector["timestamp"], vector["nonce"]
+    )
+    assert plaintext == vector["expected_plaintext"].encode("utf-8")
+
+
+@pytest.mark.parametrize("vector", vector_params("public", "aibot"))
+def test_encryption_reproduces_vector_bytes(vector: dict[str, Any]) -> None:
+    """With the random prefix pinned, encryption gives back the published ciphertext."""
+    crypto = crypto_for(vector, clock=lambda: float(vector["timestamp"]))
+    ciphertext = vector.get("echostr") or vector["encrypt"]
+    plaintext = vector["expected_plaintext"].encode("utf-8")
+    assert crypto.encrypt(plaintext) == ciphertext
+    envelope = crypto.encrypt_message(plaintext, vector["nonce"])
+    assert extract_encrypted(envelope) == ciphertext
+    assert f"<MsgSignature><![CDATA[{vector['msg_signature']}]]>" in envelope
+
+
+@pytest.mark.parametrize("vector", vector_params("public"))
+def test_pad_byte_matches_vector(vector: dict[str, Any]) -> None:
+    """Padding is to 32-byte blocks: the published pad bytes (22, 30 ...) come out."""
+    ciphertext = base64.b64decode(vector.get("echostr") or vector["encrypt"])
+    key = decode_aes_key(vector["encoding_aes_key"])
+    padded = AES.new(key, AES.MODE_CBC, key[:16]).decrypt(ciphertext)
+    assert padded[-1] == vector["pkcs7_pad_byte"]
+    assert len(ciphertext) == vector["ciphertext_bytes"]
+
+
+@pytest.mark.parametrize("vector", vector_params("negative"))
+def test_negative_vectors(vector: dict[str, Any]) -> None:
+    crypto = crypto_for(vector)
+    with pytest.raises(WeComError) as caught:
+        crypto.decrypt_message(
+            body_of(vector), vector["msg_signature"], vector["timestamp"], vector["nonce"]
+        )
+    assert caught.value.code == vector["expected_error"]
+
+
+def test_signature_sorts_as_strings() -> None:
+    """Sorted lexicographically, never numerically: '10' sorts before '9'."""
+    assert signature("9", "10", "a", "B") == signature("B", "a", "10", "9")
+    import hashlib
+
+    assert signature("9", "10", "a", "B") == hashlib.sha1(b"109Ba").hexdigest()
+
+
+def test_receive_id_never_comes_from_the_envelope() -> None:
+    """The JSON sample's envelope says wx5823…, the ciphertext carries ww1436…: the latter wins."""
+    vector = load("public")[2]
+    assert "wx5823bf96d3bd56c7" in vector["post_data"]
+    plaintext = crypto_for(vector).decrypt_message(
+        vector["post_data"], vector["msg_signature"], vector["timestamp"], vector["nonce"]
+    )
+    assert plaintext == vector["expected_plaintext"].encode()
+
+
+# -- keys and configuration ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param(KEY[:-1], id="42-chars"),
+        pytest.param(KEY + "A", id="44-chars"),
+        pytest.param(KEY[:-1] + "=", id="stray-padding"),
+        pytest.param(KEY[:-1] + "-", id="urlsafe-char"),
+        pytest.param(KEY[:-1] + "é", id="non-ascii"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_malformed_keys_raise_at_construction(key: str) -> None:
+    with pytest.raises(AESKeyError) as caught:
+        WeComCrypto(TOKEN, key, CORP_ID)
+    assert caught.value.code == -40004
+    assert isinstance(caught.value, ValueError)
+
+
+def test_key_spare_bits_are_ignored() -> None:
+    """...1aR and the canonical ...1aQ decode to the same 32 bytes."""
+    assert decode_aes_key("abcdefghijklmnopqrstuvwxyz0123456789ABCD1aR") == decode_aes_key(
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCD1aQ"
+    )
+
+
+@pytest.mark.parametrize(
+    ("token", "receive_id"),
+    [
+        pytest.param("", CORP_ID, id="empty-token"),
+        pytest.param(TOKEN, [], id="no-receive-ids"),
+        pytest.param(TOKEN, [CORP_ID, 5], id="non-str-receive-id"),
+    ],
+)
+def test_bad_configuration_raises(token: str, receive_id: Any) -> None:
+    with pytest.raises(ValueError, match="token|receive_id"):
+        WeComCrypto(token, KEY, receive_id)
+
+
+def test_receive_id_allowlist() -> None:
+    """Several accepted ids: the one inside the ciphertext is reported."""
+    suite = make_crypto()
+    crypto = WeComCrypto(TOKEN, KEY, ["suite-id", CORP_ID, ""])
+    assert crypto.decrypt(suite.encrypt(b"hi")) == (b"hi", CORP_ID)
+    assert crypto.decrypt(crypto.encrypt(b"hi", "")) == (b"hi", "")
+    assert crypto.decrypt(crypto.encrypt(b"hi")) == (b"hi", "suite-id")
+    with pytest.raises(ReceiveIdError):
+        make_crypto().decrypt(crypto.encrypt(b"hi", "other"))
+
+
+# -- round trips --------------------------------------------------------------------------------
+
+receive_ids = st.text(max_size=40)
+xml_text = st.text(
+    alphabet=st.sampled_from("\t\n\r")
+    | st.characters(min_codepoint=0x20, exclude_categories=("Cs",), exclude_characters="\ufffe\uffff"),
+    max_size=32,
+)
+tokens = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    key=st.binary(min_size=32, max_size=32),
+    token=tokens,
+    receive_id=receive_ids,
+    message=st.binary(max_size=4096),
+    timestamp=st.integers(min_value=0, max_value=2**40),
+    nonce=xml_text,
+    format=st.sampled_from(["xml", "json"]),
+)
+def test_round_trip(
+    key: bytes,
+    token: str,
+    receive_id: str,
+    message: bytes,
+    timestamp: int,
+    nonce: str,
+    format: Any,
+) -> None:
+    encoding_aes_key = base64.b64encode(key).decode()[:-1]
+    crypto = WeComCrypto(token, encoding_aes_key, receive_id)
+    envelope = crypto.encrypt_message(message, nonce, timestamp, format=format)
+    parsed = json.loads(envelope) if format == "json" else None
+    sig = parsed["msgsignature"] if parsed else envelope.split("CDATA[")[2].split("]]")[0]
+    assert crypto.decrypt_message(envelope, sig, str(timestamp), nonce) == message
+
+
+@pytest.mark.parametrize(
+    "length",
+    [0, 1, 11, 12, 13, 31, 32, 33, 64, 100_000, 100 * 1024],
+)
+def test_round_trip_lengths(length: int) -> None:
+    """Every padding length, including the full 32-byte pad block, and 100 KB messages."""
+    crypto = WeComCrypto(TOKEN, KEY, "")
+    message = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
+    ciphertext = crypto.encrypt(message)
+    assert len(base64.b64decode(ciphertext)) % BLOCK_SIZE == 0
+    assert crypto.decrypt(ciphertext) == (message, "")
+
+
+def test_full_pad_block() -> None:
+    """16 + 4 + 12 bytes with an empty receive id is exactly 32: a whole block of 0x20 follows."""
+    crypto = WeComCrypto(TOKEN, KEY, "")
+    raw = base64.b64decode(crypto.encrypt(b"123456789012"))
+    key = decode_aes_key(KEY)
+    padded = AES.new(key, AES.MODE_CBC, key[:16]).decrypt(raw)
+    assert len(padded) == 64
+    assert padded[32:] == bytes([32]) * 32
+
+
+def test_non_ascii_receive_id_and_byte_length_prefix() -> None:
+    crypto = WeComCrypto(TOKEN, KEY, "企业")
+    assert crypto.decrypt(crypto.encrypt("你好")) == ("你好".encode(), "企业")
+
+
+def test_default_random_prefix_differs() -> None:
+    crypto = make_crypto()
+    assert crypto.encrypt(b"same") != crypto.encrypt(b"same")
+
+
+def test_reply_timestamp_from_clock() -> None:
+    crypto = make_crypto(clock=lambda: 1700000000.9)
+    assert "<TimeStamp>1700000000</TimeStamp>" in crypto.encrypt_message(b"x", "n")
+    assert json.loads(crypto.encrypt_message(b"x", "n", format="json"))["timestamp"] == 1700000000
+
+
+@pytest.mark.parametrize("timestamp", ["12a", "-1", "１２", ""])
+def test_reply_timestamp_must_be_digits(timestamp: str) -> None:
+    with pytest.raises(ValueError, match="timestamp"):
+        make_crypto().encrypt_message(b"x", "n", timestamp)
+
+
+def test_nonce_with_cdata_terminator_stays_in_its_element() -> None:
+    from flask_wecom.safe_xml import parse_xml
+
+    envelope = make_crypto().encrypt_message(b"x", "a]]>b", 1)
+    assert parse_xml(envelope).findtext("Nonce") == "a]]>b"
+
+
+def test_nonce_xml_cannot_carry_is_refused_for_xml_only() -> None:
+    crypto = make_crypto()
+    with pytest.raises(ValueError, match="U\\+0001"):
+        crypto.encrypt_message(b"x", "a\x01", 1)
+    assert json.loads(crypto.encrypt_message(b"x", "a\x01", 1, format="json"))["nonce"] == "a\x01"
+
+
+@pytest.mark.parametrize(
+    ("random_bytes", "expected"),
+    [
+        pytest.param(lambda n: b"short", EncryptError, id="short-random"),
+        pytest.param(lambda n: b"x" * 17, EncryptError, id="long-random"),
+    ],
+)
+def test_broken_random_source(random_bytes: Callable[[int], bytes], expected: type) -> None:
+    with pytest.raises(expected):
+        make_crypto(random_bytes=random_bytes).encrypt(b"x")
+
+
+# -- malformed input table ------------------------------------------------------------------------
+
+
+def raw_ciphertext(padded: bytes) -> str:
+    """Encrypt an exact buffer (already padded) with the test key, bypassing the framing."""
+    key = decode_aes_key(KEY)
+    return base64.b64encode(AES.new(key, AES.MODE_CBC, key[:16]).encrypt(padded)).decode()
+
+
+def framed(message: bytes, receive_id: bytes = CORP_ID.encode(), *, length: int | None = None) -> bytes:
+    """Prefix, length, message and receive id, without padding."""
+    size = len(message) if length is None else length
+    return b"R" * 16 + size.to_bytes(4, "big") + message + receive_id
+
+
+def padded(buffer: bytes, pad: int | None = None, fill: int | None = None) -> bytes:
+    """Pad ``buffer`` to 32 bytes with a chosen pad byte and fill."""
+    k = BLOCK_SIZE - len(buffer) % BLOCK_SIZE if pad is None else pad
+    count = BLOCK_SIZE - len(buffer) % BLOCK_SIZE
+    return buffer + bytes([k if fill is None else fill]) * (count - 1) + bytes([k])
+
+
+MALFORMED = [
+    pytest.param("", DecryptError, -40007, id="empty"),
+    pytest.param("not base64!", Base64DecodeError, -40010, id="bad-base64-chars"),
+    pytest.param("QUJD", DecryptError, -40007, id="3-bytes"),
+    pytest.param("QUJDRA=", Base64DecodeError, -40010, id="bad-base64-padding"),
+    pytest.param("QUJD\nRA==", Base64DecodeError, -40010, id="newline-inside"),
+    pytest.param("5L2g5aW9", DecryptError, -40007, id="not-block-multiple"),
+    pytest.param("密文", Base64DecodeError, -40010, id="non-ascii"),
+    pytest.param(raw_ciphertext(padded(framed(b"hi"), pad=0)), IllegalBufferError, -40008, id="pad-0"),
+    pytest.param(raw_ciphertext(padded(framed(b"hi"), pad=33)), IllegalBufferError, -40008, id="pad-33"),
+    pytest.param(raw_ciphertext(padded(framed(b"hi"), pad=255)), IllegalBufferError, -40008, id="pad-255"),
+    pytest.param(
+        raw_ciphertext(padded(framed(b"hi"), fill=1)), IllegalBufferError, -40008, id="pad-bytes-unequal"
+    ),
+    pytest.param(raw_ciphertext(bytes([16]) * 32), IllegalBufferError, -40008, id="shorter-than-header"),
+    pytest.param(
+        raw_ciphertext(padded(framed(b"hi", length=2**32 - 1))),
+        IllegalBufferError,
+        -40008,
+        id="length-prefix-too-long",
+    ),
+    pytest.param(
+        raw_ciphertext(padded(framed(b"hi", length=3))), ReceiveIdError, -40005, id="length-off-by-one"
+    ),
+    pytest.param(raw_ciphertext(padded(framed(b"hi", b"other"))), ReceiveIdError, -40005, id="other-id"),
+    pytest.param(raw_ciphertext(padded(framed(b"hi", b""))), ReceiveIdError, -40005, id="empty-id"),
+    pytest.param(
+        raw_ciphertext(padded(framed(b"hi", CORP_ID.encode() + b"\0"))),
+        ReceiveIdError,
+        -40005,
+        id="id-with-trailing-nul",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ciphertext", "error", "code"), MALFORMED)
+def test_malformed_ciphertext(ciphertext: str, error: type[WeComError], code: int) -> None:
+    crypto = make_crypto()
+    with pytest.raises(error) as caught:
+        crypto.decrypt(ciphertext)
+    assert caught.value.code == code
+    assert "hi" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("ciphertext", "error", "code"), MALFORMED)
+def test_malformed_ciphertext_behind_valid_signature(
+    ciphertext: str, error: type[WeComError], code: int
+) -> None:
+    """A correctly signed request with a bad ciphertext gets the same typed error, with context."""
+    crypto = make_crypto()
+    sig = signature(TOKEN, "1", "n", ciphertext)
+    with pytest.raises(error) as caught:
+        crypto.verify_url(sig, "1", "n", ciphertext)
+    assert caught.value.code == code
+    assert (caught.value.timestamp, caught.value.nonce) == ("1", "n")
+
+
+def test_echostr_must_be_utf8() -> None:
+    crypto = make_crypto()
+    ciphertext = crypto.encrypt(b"\xff\xfe")
+    with pytest.raises(IllegalBufferError):
+        crypto.verify_url(signature(TOKEN, "1", "n", ciphertext), "1", "n", ciphertext)
+
+
+SIGNATURES = [
+    pytest.param("", id="empty"),
+    pytest.param("0" * 40, id="zeros"),
+    pytest.param("X", id="short"),
+    pytest.param("签名", id="non-ascii"),
+    pytest.param("\ud800", id="lone-surrogate"),
+]
+
+
+@pytest.mark.parametrize("bad", SIGNATURES)
+def test_bad_signature(bad: str) -> None:
+    crypto = make_crypto()
+    ciphertext = crypto.encrypt(b"hello")
+    with pytest.raises(SignatureError) as caught:
+        crypto.decrypt_message({"Encrypt": ciphertext}, bad, "1", "n")
+    assert caught.value.code == -40001
+
+
+def test_upper_case_signature_is_refused() -> None:
+    """WeCom signs in lower-case hex; the official library compares exactly, and so do we."""
+    crypto = make_crypto()
+    ciphertext = crypto.encrypt(b"hello")
+    good = signature(TOKEN, "1", "n", ciphertext)
+    assert crypto.decrypt_message({"Encrypt": ciphertext}, good, "1", "n") == b"hello"
+    with pytest.raises(SignatureError):
+        crypto.decrypt_message({"Encrypt": ciphertext}, good.upper(), "1", "n")
+
+
+def test_signature_checked_before_decryption() -> None:
+    """A forged request with garbage ciphertext is a signature failure, not a decrypt failure."""
+    with pytest.raises(SignatureError):
+        make_crypto().decrypt_message({"encrypt": "garbage"}, "0" * 40, "1", "n")
+
+
+ENVELOPES = [
+    pytest.param(b"", ParseError, id="empty"),
+    pytest.param(b"hello", ParseError, id="not-a-document"),
+    pytest.param(b"<xml><Encrypt>", ParseError, id="truncated-xml"),
+    pytest.param(b"<xml><ToUserName>x</ToUserName></xml>", ParseError, id="xml-without-encrypt"),
+    pytest.param(b"<xml><Encrypt></Encrypt></xml>", ParseError, id="xml-empty-encrypt"),
+    pytest.param(
+        b'<!DOCTYPE x [<!ENTITY e "A">]><xml><Encrypt>&e;</Encrypt></xml>', ParseError, id="doctype"
+    ),
+    pytest.param(b'{"encrypt": 5}', ParseError, id="json-number"),
+    pytest.param(b'{"tousername": "x"}', ParseError, id="json-without-encrypt"),
+    pytest.param(b"[1, 2]", ParseError, id="json-array"),
+    pytest.param(b'{"encrypt": "a"', ParseError, id="truncated-json"),
+    pytest.param(b'{"encrypt": "\xff"}', ParseError, id="json-invalid-utf8"),
+    pytest.param(b"<xml><Encrypt>\xff</Encrypt></xml>", ParseError, id="xml-invalid-utf8"),
+    pytest.param(b"<" + b"a" * (2 * 1024 * 1024), PayloadTooLarge, id="over-size-cap"),
+]
+
+
+@pytest.mark.parametrize(("body", "error"), ENVELOPES)
+def test_malformed_envelopes(body: bytes, error: type[WeComError]) -> None:
+    with pytest.raises(error) as caught:
+        make_crypto().decrypt_message(body, "0" * 40, "1", "n")
+    assert caught.value.code == -40002
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"encrypt": "CIPHER"}', id="json-lower"),
+        pytest.param(b'{"Encrypt": "CIPHER", "ToUserName": "x"}', id="json-capitalised"),
+        pytest.param(b"  <xml><Encrypt><![CDATA[CIPHER]]></Encrypt></xml>", id="xml-leading-space"),
+        pytest.param(b"<xml><Encrypt>CIPHER</Encrypt><AgentID>1</AgentID></xml>", id="xml-no-cdata"),
+        pytest.param({"encrypt": "CIPHER"}, id="mapping"),
+    ],
+)
+def test_envelope_forms(body: Any) -> None:
+    assert extract_encrypted(body) == "CIPHER"
