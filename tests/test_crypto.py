@@ -180,7 +180,7 @@ def test_key_spare_bits_are_ignored() -> None:
     ],
 )
 def test_bad_configuration_raises(token: str, receive_id: Any) -> None:
-    with pytest.raises(ValueError, match="token|receive_id"):
+    with pytest.raises(ValueError, match=r"token|receive_id"):
         WeComCrypto(token, KEY, receive_id)
 
 
@@ -200,7 +200,9 @@ def test_receive_id_allowlist() -> None:
 receive_ids = st.text(max_size=40)
 xml_text = st.text(
     alphabet=st.sampled_from("\t\n\r")
-    | st.characters(min_codepoint=0x20, exclude_categories=("Cs",), exclude_characters="\ufffe\uffff"),
+    | st.characters(
+        min_codepoint=0x20, exclude_categories=("Cs",), exclude_characters="\ufffe\uffff"
+    ),
     max_size=32,
 )
 tokens = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1)
@@ -313,7 +315,9 @@ def raw_ciphertext(padded: bytes) -> str:
     return base64.b64encode(AES.new(key, AES.MODE_CBC, key[:16]).encrypt(padded)).decode()
 
 
-def framed(message: bytes, receive_id: bytes = CORP_ID.encode(), *, length: int | None = None) -> bytes:
+def framed(
+    message: bytes, receive_id: bytes = CORP_ID.encode(), *, length: int | None = None
+) -> bytes:
     """Prefix, length, message and receive id, without padding."""
     size = len(message) if length is None else length
     return b"R" * 16 + size.to_bytes(4, "big") + message + receive_id
@@ -334,13 +338,24 @@ MALFORMED = [
     pytest.param("QUJD\nRA==", Base64DecodeError, -40010, id="newline-inside"),
     pytest.param("5L2g5aW9", DecryptError, -40007, id="not-block-multiple"),
     pytest.param("密文", Base64DecodeError, -40010, id="non-ascii"),
-    pytest.param(raw_ciphertext(padded(framed(b"hi"), pad=0)), IllegalBufferError, -40008, id="pad-0"),
-    pytest.param(raw_ciphertext(padded(framed(b"hi"), pad=33)), IllegalBufferError, -40008, id="pad-33"),
-    pytest.param(raw_ciphertext(padded(framed(b"hi"), pad=255)), IllegalBufferError, -40008, id="pad-255"),
     pytest.param(
-        raw_ciphertext(padded(framed(b"hi"), fill=1)), IllegalBufferError, -40008, id="pad-bytes-unequal"
+        raw_ciphertext(padded(framed(b"hi"), pad=0)), IllegalBufferError, -40008, id="pad-0"
     ),
-    pytest.param(raw_ciphertext(bytes([16]) * 32), IllegalBufferError, -40008, id="shorter-than-header"),
+    pytest.param(
+        raw_ciphertext(padded(framed(b"hi"), pad=33)), IllegalBufferError, -40008, id="pad-33"
+    ),
+    pytest.param(
+        raw_ciphertext(padded(framed(b"hi"), pad=255)), IllegalBufferError, -40008, id="pad-255"
+    ),
+    pytest.param(
+        raw_ciphertext(padded(framed(b"hi"), fill=1)),
+        IllegalBufferError,
+        -40008,
+        id="pad-bytes-unequal",
+    ),
+    pytest.param(
+        raw_ciphertext(bytes([16]) * 32), IllegalBufferError, -40008, id="shorter-than-header"
+    ),
     pytest.param(
         raw_ciphertext(padded(framed(b"hi", length=2**32 - 1))),
         IllegalBufferError,
@@ -348,9 +363,14 @@ MALFORMED = [
         id="length-prefix-too-long",
     ),
     pytest.param(
-        raw_ciphertext(padded(framed(b"hi", length=3))), ReceiveIdError, -40005, id="length-off-by-one"
+        raw_ciphertext(padded(framed(b"hi", length=3))),
+        ReceiveIdError,
+        -40005,
+        id="length-off-by-one",
     ),
-    pytest.param(raw_ciphertext(padded(framed(b"hi", b"other"))), ReceiveIdError, -40005, id="other-id"),
+    pytest.param(
+        raw_ciphertext(padded(framed(b"hi", b"other"))), ReceiveIdError, -40005, id="other-id"
+    ),
     pytest.param(raw_ciphertext(padded(framed(b"hi", b""))), ReceiveIdError, -40005, id="empty-id"),
     pytest.param(
         raw_ciphertext(padded(framed(b"hi", CORP_ID.encode() + b"\0"))),
@@ -456,9 +476,59 @@ def test_malformed_envelopes(body: bytes, error: type[WeComError]) -> None:
         pytest.param(b'{"encrypt": "CIPHER"}', id="json-lower"),
         pytest.param(b'{"Encrypt": "CIPHER", "ToUserName": "x"}', id="json-capitalised"),
         pytest.param(b"  <xml><Encrypt><![CDATA[CIPHER]]></Encrypt></xml>", id="xml-leading-space"),
-        pytest.param(b"<xml><Encrypt>CIPHER</Encrypt><AgentID>1</AgentID></xml>", id="xml-no-cdata"),
+        pytest.param(
+            b"<xml><Encrypt>CIPHER</Encrypt><AgentID>1</AgentID></xml>", id="xml-no-cdata"
+        ),
         pytest.param({"encrypt": "CIPHER"}, id="mapping"),
     ],
 )
 def test_envelope_forms(body: Any) -> None:
     assert extract_encrypted(body) == "CIPHER"
+
+
+FIELD_VALUES = st.text(alphabet=st.sampled_from("ab1 ]>&<\t\r\n\x01é"), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.lists(
+        st.tuples(
+            st.sampled_from(["ToUserName", "AgentID", "Encrypt", "a"]), FIELD_VALUES, st.booleans()
+        ),
+        max_size=3,
+    ),
+    after=st.lists(
+        st.tuples(st.sampled_from(["AgentID", "Encrypt", "x1"]), FIELD_VALUES, st.booleans()),
+        max_size=2,
+    ),
+    encrypted=st.text(alphabet=st.sampled_from("AZaz09+/=]"), min_size=1, max_size=8),
+    space=st.sampled_from(["", "\n", " \t", "\f"]),
+)
+def test_envelope_fast_path_reads_what_lxml_reads(
+    before: list[tuple[str, str, bool]],
+    after: list[tuple[str, str, bool]],
+    encrypted: str,
+    space: str,
+) -> None:
+    """Whatever the flat-envelope shortcut accepts, the hardened parser reads the same way."""
+    from flask_wecom.safe_xml import parse_xml
+
+    def element(name: str, value: str, in_cdata: bool) -> str:
+        return f"<{name}>{'<![CDATA[' + value + ']]>' if in_cdata else value}</{name}>{space}"
+
+    body = (
+        f"{space}<xml>{space}"
+        + "".join(element(*field) for field in before)
+        + f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>{space}"
+        + "".join(element(*field) for field in after)
+        + f"</xml>{space}"
+    ).encode()
+    try:
+        expected: str | None = parse_xml(body).findtext("Encrypt") or None
+    except ParseError:
+        expected = None
+    try:
+        got: str | None = extract_encrypted(body)
+    except ParseError:
+        got = None
+    assert got == expected
