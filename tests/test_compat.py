@@ -40,7 +40,9 @@ def test_decrypt_msg(vector: dict[str, Any]) -> None:
 def test_negative_codes(vector: dict[str, Any]) -> None:
     wxcpt = WXBizJsonMsgCrypt(vector["token"], vector["encoding_aes_key"], vector["receive_id"])
     body = json.dumps({"encrypt": vector["encrypt"]})
-    ret, value = wxcpt.DecryptMsg(body, vector["msg_signature"], vector["timestamp"], vector["nonce"])
+    ret, value = wxcpt.DecryptMsg(
+        body, vector["msg_signature"], vector["timestamp"], vector["nonce"]
+    )
     assert (ret, value) == (vector["expected_error"], None)
 
 
@@ -69,7 +71,9 @@ def test_encrypt_then_decrypt(cls: type[WXBizMsgCrypt], marker: str) -> None:
     ("call", "code"),
     [
         pytest.param(lambda w: w.VerifyURL("0" * 40, "1", "n", "abc"), -40001, id="verify-bad-sig"),
-        pytest.param(lambda w: w.DecryptMsg("<xml>", "0" * 40, "1", "n"), -40002, id="decrypt-bad-xml"),
+        pytest.param(
+            lambda w: w.DecryptMsg("<xml>", "0" * 40, "1", "n"), -40002, id="decrypt-bad-xml"
+        ),
         pytest.param(lambda w: w.EncryptMsg("x", "\x01"), None, id="encrypt-bad-nonce-raises"),
     ],
 )

@@ -1,0 +1,155 @@
+"""A real, throwaway redis-server for the tests, and the fixtures that share it.
+
+``redis_server`` starts one process for the whole session on a free loopback port, without
+persistence, so a restart loses every key. ``redis_url`` empties it before each test. A missing
+``redis-server`` fails the run instead of skipping: scripts/bootstrap.sh installs it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+__all__ = ["RedisServer", "redis_server", "redis_url"]
+
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT = 10.0
+
+
+def _free_port() -> int:
+    """A loopback TCP port that was free a moment ago (the OS picks it for a bind to port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A ``redis-server`` process on 127.0.0.1 with no persistence, working in ``directory``.
+
+    The port is chosen once, so :meth:`stop` then :meth:`start` brings back an empty server at
+    the same :attr:`url`, as a crashed and restarted Redis would be.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise RuntimeError(
+                "redis-server is not on PATH; the tests need a real one "
+                "(scripts/bootstrap.sh installs it: apt-get install redis-server)"
+            )
+        self._executable = executable
+        self._directory = directory
+        self._log = directory / "redis.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        #: The TCP port the server listens on, the same across restarts.
+        self.port = _free_port()
+        #: A redis:// URL for the server.
+        self.url = f"redis://{HOST}:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        """True while the process started by :meth:`start` is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Start the server (again) on :attr:`port` and wait until it answers PING."""
+        if self.running:
+            return
+        options = {
+            "bind": HOST,
+            "port": str(self.port),
+            "save": "",  # no RDB snapshots: a restart starts empty
+            "appendonly": "no",
+            "dir": str(self._directory),
+            "logfile": str(self._log),
+        }
+        arguments = [
+            argument for name, value in options.items() for argument in (f"--{name}", value)
+        ]
+        self._process = subprocess.Popen(
+            [self._executable, *arguments],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            self._wait_for_ping(self._process)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 5 s) and wait for it to exit."""
+        if self._process is None:
+            return
+        process, self._process = self._process, None
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def client(self) -> redis.Redis:
+        """A new client for the server that never retries; the caller closes it."""
+        return redis.Redis(
+            host=HOST, port=self.port, socket_timeout=1.0, retry=Retry(NoBackoff(), 0)
+        )
+
+    def _wait_for_ping(self, process: subprocess.Popen[bytes]) -> None:
+        """Poll PING until it answers; fail with the server's log if it exits or stays silent."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        with self.client() as probe:
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"redis-server exited with code {process.returncode}:\n{self._log_tail()}"
+                    )
+                try:
+                    if probe.ping():
+                        return
+                except redis.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-server did not answer PING within {STARTUP_TIMEOUT} s:\n"
+                        f"{self._log_tail()}"
+                    )
+                time.sleep(0.02)
+
+    def _log_tail(self) -> str:
+        """The last lines of the server's log, for error messages."""
+        try:
+            return "\n".join(self._log.read_text(errors="replace").splitlines()[-20:])
+        except FileNotFoundError:
+            return "(no log written)"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole session, stopped at the end whatever happened."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of an empty, running redis-server (restarted if an earlier test left it stopped)."""
+    redis_server.start()
+    with redis_server.client() as client:
+        client.flushall()
+    return redis_server.url

@@ -1,0 +1,501 @@
+"""Tests for flask_wecom.stores.
+
+:class:`StoreContract` is the behaviour every :class:`~flask_wecom.stores.Store` must have; it runs
+once per store through the subclasses :class:`TestMemoryStore` (fake clock) and
+:class:`TestRedisStore` (a real redis-server, real short TTLs). Each subclass then adds what only
+its store does: bounds and eviction, or prefixes, restarts and cross-process races.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pytest
+import redis
+
+from flask_wecom.errors import StoreError
+from flask_wecom.stores import MemoryStore, RedisStore, Store, store_from_url
+from tests.support.redis_server import RedisServer
+
+T = TypeVar("T")
+
+#: A short ttl and a wait past it. Redis TTLs are real time, so both stay well under 0.3 s.
+SHORT_TTL = 0.1
+PAST_SHORT_TTL = 0.2
+LONG_TTL = 60.0
+
+SECRET = b"encrypted-reply-or-token-SECRET"
+
+#: Lets a number of seconds pass for a store's clock: a fake clock's advance, or time.sleep.
+Elapse = Callable[[float], None]
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def add_short_lived(store: Store) -> None:
+    assert store.add("k", b"v", SHORT_TTL) is True
+
+
+def set_short_lived(store: Store) -> None:
+    store.set("k", b"v", SHORT_TTL)
+
+
+def compare_and_set_short_lived(store: Store) -> None:
+    store.set("k", b"old", LONG_TTL)
+    assert store.compare_and_set("k", b"old", b"v", SHORT_TTL) is True
+
+
+def race(threads: int, action: Callable[[int], T]) -> list[T]:
+    """Run ``action(i)`` in ``threads`` threads released at the same moment; return the results."""
+    barrier = threading.Barrier(threads)
+
+    def run(index: int) -> T:
+        barrier.wait()
+        return action(index)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(run, range(threads)))
+
+
+class StoreContract:
+    """The Store contract, run by each subclass.
+
+    A subclass provides the fixtures ``store`` (an empty store) and ``elapse`` (an :data:`Elapse`).
+    """
+
+    def test_get_of_unknown_key_is_none(self, store: Store) -> None:
+        assert store.get("missing") is None
+
+    def test_add_stores_only_when_absent(self, store: Store) -> None:
+        assert store.add("k", b"first", LONG_TTL) is True
+        assert store.add("k", b"second", LONG_TTL) is False
+        assert store.get("k") == b"first"
+
+    def test_set_replaces_value_and_expiry(self, store: Store, elapse: Elapse) -> None:
+        store.set("k", b"old", SHORT_TTL)
+        store.set("k", b"new", LONG_TTL)
+        elapse(PAST_SHORT_TTL)
+        assert store.get("k") == b"new"
+
+    def test_delete_removes_and_frees_the_key(self, store: Store) -> None:
+        store.set("k", b"v", LONG_TTL)
+        store.delete("k")
+        store.delete("never-set")
+        assert store.get("k") is None
+        assert store.add("k", b"again", LONG_TTL) is True
+
+    @pytest.mark.parametrize(
+        ("initial", "expected", "value", "done", "after"),
+        [
+            pytest.param(b"a", b"a", b"b", True, b"b", id="match-replaces"),
+            pytest.param(b"a", b"x", b"b", False, b"a", id="mismatch-keeps"),
+            pytest.param(None, b"a", b"b", False, None, id="absent-never-matches"),
+            pytest.param(None, b"", b"b", False, None, id="absent-is-not-empty"),
+            pytest.param(b"", b"", b"b", True, b"b", id="empty-matches-empty"),
+            pytest.param(b"a", b"a", None, True, None, id="match-deletes"),
+            pytest.param(b"a", b"x", None, False, b"a", id="mismatch-does-not-delete"),
+            pytest.param(b"a", b"ab", b"b", False, b"a", id="prefix-is-not-equal"),
+        ],
+    )
+    def test_compare_and_set(
+        self,
+        store: Store,
+        initial: bytes | None,
+        expected: bytes,
+        value: bytes | None,
+        done: bool,
+        after: bytes | None,
+    ) -> None:
+        if initial is not None:
+            store.set("k", initial, LONG_TTL)
+        assert store.compare_and_set("k", expected, value, LONG_TTL) is done
+        assert store.get("k") == after
+
+    @pytest.mark.parametrize(
+        "write",
+        [
+            pytest.param(add_short_lived, id="add"),
+            pytest.param(set_short_lived, id="set"),
+            pytest.param(compare_and_set_short_lived, id="compare_and_set"),
+        ],
+    )
+    def test_every_write_honours_its_ttl(
+        self, store: Store, elapse: Elapse, write: Callable[[Store], None]
+    ) -> None:
+        write(store)
+        assert store.get("k") == b"v"
+        elapse(PAST_SHORT_TTL)
+        assert store.get("k") is None
+        assert store.compare_and_set("k", b"v", b"w", LONG_TTL) is False
+        assert store.add("k", b"fresh", LONG_TTL) is True
+        assert store.get("k") == b"fresh"
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            pytest.param(b"", id="empty"),
+            pytest.param(bytes(range(256)), id="every-byte"),
+            pytest.param(b"\x00" * 100_000, id="100kB"),
+        ],
+    )
+    def test_values_are_binary_safe(self, store: Store, value: bytes) -> None:
+        store.set("k", value, LONG_TTL)
+        assert store.get("k") == value
+        assert store.compare_and_set("k", value, None, LONG_TTL) is True
+
+    def test_keys_are_unicode_safe(self, store: Store) -> None:
+        store.set("nonce:企业微信", b"1", LONG_TTL)
+        store.set("nonce:企业微", b"2", LONG_TTL)
+        assert store.get("nonce:企业微信") == b"1"
+
+    @pytest.mark.parametrize(
+        "ttl",
+        [
+            pytest.param(0, id="zero"),
+            pytest.param(-1.0, id="negative"),
+            pytest.param(float("nan"), id="nan"),
+            pytest.param(float("inf"), id="infinite"),
+        ],
+    )
+    @pytest.mark.parametrize(
+        "write",
+        [
+            pytest.param(lambda s, ttl: s.add("k", b"v", ttl), id="add"),
+            pytest.param(lambda s, ttl: s.set("k", b"v", ttl), id="set"),
+            pytest.param(lambda s, ttl: s.compare_and_set("k", b"v", b"w", ttl), id="cas"),
+        ],
+    )
+    def test_a_ttl_that_is_not_in_the_future_is_refused(
+        self, store: Store, write: Callable[[Store, float], Any], ttl: float
+    ) -> None:
+        store.set("k", b"v", LONG_TTL)
+        with pytest.raises(ValueError, match="ttl must be a positive, finite number"):
+            write(store, ttl)
+        assert store.get("k") == b"v"
+
+    def test_compare_and_set_delete_ignores_ttl(self, store: Store) -> None:
+        store.set("k", b"v", LONG_TTL)
+        assert store.compare_and_set("k", b"v", None, 0) is True
+        assert store.get("k") is None
+
+    def test_add_has_exactly_one_winner_among_racing_threads(self, store: Store) -> None:
+        def claim(key: str, racer: int) -> bool:
+            return store.add(key, str(racer).encode(), LONG_TTL)
+
+        for round_ in range(20):
+            key = f"claim:{round_}"
+            won = race(16, functools.partial(claim, key))
+            assert won.count(True) == 1
+            assert store.get(key) == str(won.index(True)).encode()
+
+    def test_compare_and_set_loses_no_update_between_threads(self, store: Store) -> None:
+        store.set("counter", b"0", LONG_TTL)
+
+        def increment(_: int) -> None:
+            for _ in range(25):
+                while True:
+                    current = store.get("counter")
+                    assert current is not None
+                    bumped = str(int(current) + 1).encode()
+                    if store.compare_and_set("counter", current, bumped, LONG_TTL):
+                        break
+
+        race(8, increment)
+        assert store.get("counter") == b"200"
+
+
+class TestMemoryStore(StoreContract):
+    """The contract with a fake clock, then MemoryStore's bounds and eviction order."""
+
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock()
+
+    @pytest.fixture
+    def store(self, clock: FakeClock) -> MemoryStore:
+        return MemoryStore(clock=clock)
+
+    @pytest.fixture
+    def elapse(self, clock: FakeClock) -> Elapse:
+        return clock.advance
+
+    def test_expiry_is_exact(self, store: MemoryStore, clock: FakeClock) -> None:
+        store.set("k", b"v", 10)
+        clock.advance(9.999)
+        assert store.get("k") == b"v"
+        clock.advance(0.001)
+        assert store.get("k") is None
+
+    @pytest.mark.parametrize(
+        "max_items",
+        [pytest.param(0, id="zero"), pytest.param(-5, id="negative")],
+    )
+    def test_max_items_below_one_is_refused(self, max_items: int) -> None:
+        with pytest.raises(ValueError, match="max_items must be at least 1"):
+            MemoryStore(max_items)
+
+    def test_never_holds_more_than_max_items(self) -> None:
+        store = MemoryStore(3, clock=FakeClock())
+        for key in "abcde":
+            assert store.add(key, key.encode(), LONG_TTL) is True
+        assert len(store) == 3
+        assert [store.get(key) for key in "abcde"] == [None, None, b"c", b"d", b"e"]
+
+    def test_evicts_the_least_recently_used(self) -> None:
+        store = MemoryStore(3, clock=FakeClock())
+        for key in "abc":
+            store.set(key, key.encode(), LONG_TTL)
+        store.get("a")
+        store.set("d", b"d", LONG_TTL)
+        assert [store.get(key) for key in "abcd"] == [b"a", None, b"c", b"d"]
+
+    def test_evicts_every_expired_entry_before_any_live_one(self, clock: FakeClock) -> None:
+        store = MemoryStore(4, clock=clock)
+        store.set("live-oldest", b"1", LONG_TTL)
+        store.set("short-1", b"2", 1)
+        store.set("short-2", b"3", 1)
+        store.set("live", b"4", LONG_TTL)
+        clock.advance(2)
+        store.set("new", b"5", LONG_TTL)
+        assert len(store) == 3
+        assert store.get("live-oldest") == b"1"
+        assert store.get("live") == b"4"
+        assert store.get("new") == b"5"
+
+    def test_a_rewritten_key_is_not_evicted_by_its_old_expiry(self, clock: FakeClock) -> None:
+        store = MemoryStore(2, clock=clock)
+        store.set("msg", b"lease", 1)
+        store.set("msg", b"reply", LONG_TTL)
+        store.set("other", b"x", LONG_TTL)
+        clock.advance(2)
+        store.get("msg")
+        store.set("new", b"y", LONG_TTL)
+        assert [store.get(key) for key in ("msg", "other", "new")] == [b"reply", None, b"y"]
+
+    def test_memory_stays_bounded_over_100k_distinct_keys(self) -> None:
+        store = MemoryStore(1_000, clock=FakeClock())
+        keys = (f"dedup:{i:020d}" for i in range(100_000))
+        tracemalloc.start()
+        try:
+            for key in itertools.islice(keys, 10_000):
+                store.add(key, b"r" * 100, LONG_TTL)
+            after_warm_up = tracemalloc.get_traced_memory()[0]
+            for key in keys:
+                store.add(key, b"r" * 100, LONG_TTL)
+            growth = tracemalloc.get_traced_memory()[0] - after_warm_up
+        finally:
+            tracemalloc.stop()
+        assert len(store) == 1_000
+        # Unbounded, the 90k further keys would take more than 10 MB.
+        assert growth < 300_000
+
+
+class TestRedisStore(StoreContract):
+    """The contract on a real redis-server, then prefixes, failures, restarts and processes."""
+
+    @pytest.fixture
+    def store(self, redis_url: str) -> Iterator[RedisStore]:
+        store = RedisStore(redis_url)
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def elapse(self) -> Elapse:
+        return time.sleep
+
+    @pytest.fixture
+    def raw(self, redis_server: RedisServer, redis_url: str) -> Iterator[redis.Redis]:
+        with redis_server.client() as client:
+            yield client
+
+    def test_keys_carry_the_prefix_and_expiry(self, redis_url: str, raw: redis.Redis) -> None:
+        store = RedisStore(redis_url, prefix="app1:")
+        store.set("k", b"v", 30)
+        assert raw.get("app1:k") == b"v"
+        assert 29_000 < raw.pttl("app1:k") <= 30_000
+        assert RedisStore(redis_url, prefix="app2:").get("k") is None
+        store.close()
+
+    def test_a_sub_millisecond_ttl_becomes_one_millisecond(self, store: RedisStore) -> None:
+        assert store.add("k", b"v", 0.0001) is True
+        time.sleep(0.01)
+        assert store.get("k") is None
+
+    def test_accepts_a_client(self, redis_server: RedisServer, redis_url: str) -> None:
+        with redis_server.client() as client:
+            store = RedisStore(client, prefix="")
+            assert store.add("k", b"v", LONG_TTL) is True
+            assert client.get("k") == b"v"
+
+    def test_refuses_a_client_that_decodes_responses(self, redis_url: str) -> None:
+        with (
+            redis.Redis.from_url(redis_url, decode_responses=True) as client,
+            pytest.raises(ValueError, match="decode_responses=False"),
+        ):
+            RedisStore(client)
+
+    @pytest.mark.parametrize(
+        "operation",
+        [
+            pytest.param(lambda s: s.add("k", SECRET, LONG_TTL), id="add"),
+            pytest.param(lambda s: s.get("k"), id="get"),
+            pytest.param(lambda s: s.set("k", SECRET, LONG_TTL), id="set"),
+            pytest.param(lambda s: s.compare_and_set("k", SECRET, SECRET, LONG_TTL), id="cas"),
+            pytest.param(lambda s: s.compare_and_set("k", SECRET, None, LONG_TTL), id="cas-delete"),
+            pytest.param(lambda s: s.delete("k"), id="delete"),
+        ],
+    )
+    def test_a_stopped_server_raises_store_error_without_values(
+        self, store: RedisStore, redis_server: RedisServer, operation: Callable[[Store], Any]
+    ) -> None:
+        store.set("k", SECRET, LONG_TTL)
+        redis_server.stop()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreError) as caught:
+                operation(store)
+            assert time.monotonic() - started < 0.5
+        finally:
+            redis_server.start()
+        assert isinstance(caught.value.original_error, redis.ConnectionError)
+        assert SECRET.decode() not in str(caught.value)
+        assert caught.value.reason == "store"
+
+    def test_an_error_reply_raises_store_error_without_values(
+        self, store: RedisStore, raw: redis.Redis
+    ) -> None:
+        raw.rpush("wecom:k", SECRET)
+        for operation in (
+            lambda: store.get("k"),
+            lambda: store.compare_and_set("k", SECRET, SECRET, LONG_TTL),
+        ):
+            with pytest.raises(StoreError) as caught:
+                operation()
+            assert isinstance(caught.value.original_error, redis.ResponseError)
+            assert SECRET.decode() not in str(caught.value)
+
+    def test_recovers_after_a_restart_without_stale_answers(
+        self, store: RedisStore, redis_server: RedisServer
+    ) -> None:
+        assert store.add("claim", b"before", LONG_TTL) is True
+        assert store.compare_and_set("claim", b"before", b"reply", LONG_TTL) is True
+        redis_server.stop()
+        with pytest.raises(StoreError):
+            store.add("claim", b"during", LONG_TTL)
+        redis_server.start()
+        # The first call reuses a pooled connection the restart broke; it must still answer.
+        assert store.get("claim") is None
+        assert store.add("claim", b"after", LONG_TTL) is True
+        # The restart emptied the script cache too.
+        assert store.compare_and_set("claim", b"after", b"reply", LONG_TTL) is True
+        assert store.get("claim") == b"reply"
+
+    def test_add_has_exactly_one_winner_between_processes(
+        self, redis_url: str, raw: redis.Redis
+    ) -> None:
+        keys = 300
+        racer = (
+            "import sys, time, redis\n"
+            "from flask_wecom.stores import RedisStore\n"
+            "url, name, keys = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+            "store, client = RedisStore(url), redis.Redis.from_url(url)\n"
+            "client.incr('ready')\n"
+            "deadline = time.monotonic() + 10\n"
+            "while int(client.get('ready')) < 2 and time.monotonic() < deadline:\n"
+            "    time.sleep(0.001)\n"
+            "print(*[i for i in range(keys) if store.add(f'race:{i}', name.encode(), 60)])\n"
+        )
+        racers = {
+            name: subprocess.Popen(
+                [sys.executable, "-c", racer, redis_url, name, str(keys)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for name in ("one", "two")
+        }
+        won = {}
+        for name, process in racers.items():
+            out, _ = process.communicate(timeout=30)
+            assert process.returncode == 0
+            won[name] = {int(i) for i in out.split()}
+        assert won["one"].isdisjoint(won["two"])
+        assert won["one"] | won["two"] == set(range(keys))
+        for name, indexes in won.items():
+            assert {raw.get(f"wecom:race:{i}") for i in indexes} <= {name.encode()}
+
+
+class TestStoreFromUrl:
+    """store_from_url maps a configuration value to a store, or refuses it clearly."""
+
+    @pytest.mark.parametrize(
+        ("url", "kind"),
+        [
+            pytest.param(None, MemoryStore, id="none"),
+            pytest.param("", MemoryStore, id="empty"),
+            pytest.param("memory://", MemoryStore, id="memory"),
+            pytest.param("MEMORY://", MemoryStore, id="memory-upper-case"),
+            pytest.param("redis://127.0.0.1:6379/0", RedisStore, id="redis"),
+            pytest.param("rediss://user:pw@redis.example:6380/1", RedisStore, id="rediss"),
+            pytest.param("unix:///run/redis/redis.sock?db=2", RedisStore, id="unix"),
+        ],
+    )
+    def test_builds_the_named_store(self, url: str | None, kind: type[Store]) -> None:
+        assert type(store_from_url(url)) is kind
+
+    @pytest.mark.parametrize(
+        ("url", "scheme"),
+        [
+            pytest.param("memcached://127.0.0.1:11211", "'memcached'", id="other-scheme"),
+            pytest.param("localhost:6379", "'localhost'", id="no-scheme"),
+            pytest.param("memory://host", "'memory'", id="memory-with-host"),
+            pytest.param("http://admin:hunter2@cache.example/", "'http'", id="with-password"),
+        ],
+    )
+    def test_refuses_anything_else_without_echoing_the_url(self, url: str, scheme: str) -> None:
+        with pytest.raises(ValueError, match="use exactly 'memory://'") as caught:
+            store_from_url(url)
+        assert scheme in str(caught.value)
+        assert "hunter2" not in str(caught.value)
+
+    def test_a_redis_url_reaches_the_server(self, redis_url: str) -> None:
+        store = store_from_url(redis_url)
+        store.set("k", b"v", LONG_TTL)
+        assert RedisStore(redis_url).get("k") == b"v"
+
+
+def test_memory_store_works_without_redis_installed() -> None:
+    """Importing the module and using memory stores must not need redis-py."""
+    script = (
+        "import sys\n"
+        "sys.modules['redis'] = None\n"
+        "from flask_wecom.stores import MemoryStore, RedisStore, store_from_url\n"
+        "assert store_from_url('memory://').add('k', b'v', 1)\n"
+        "try:\n"
+        "    RedisStore('redis://127.0.0.1:6379/0')\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert "pip install 'flask-wecom[redis]'" in result.stdout
