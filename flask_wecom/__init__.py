@@ -1,22 +1,78 @@
 """flask_wecom: receive WeCom (企业微信) callbacks in any WSGI application.
 
-The core (crypto, envelopes, messages, replies, middleware) imports no web
-framework; the Flask extension is loaded only when ``WeCom`` is first used.
+The core (crypto, envelopes, messages, replies, routing, middleware) imports no
+web framework; the Flask extension (``WeCom``, ``current_message``) is loaded
+only when first used.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .crypto import Decrypted as Decrypted
 from .crypto import WeComCrypto as WeComCrypto
 from .crypto import signature as signature
 from .errors import WeComError as WeComError
+from .messages import Message as Message
+from .messages import parse_message as parse_message
+from .middleware import Endpoint as Endpoint
+from .middleware import Outcome as Outcome
+from .middleware import WeComMiddleware as WeComMiddleware
+from .replies import Article as Article
+from .replies import ImageReply as ImageReply
+from .replies import NewsReply as NewsReply
+from .replies import Reply as Reply
+from .replies import StreamReply as StreamReply
+from .replies import TemplateCardReply as TemplateCardReply
+from .replies import TextReply as TextReply
+from .replies import UpdateButtonReply as UpdateButtonReply
+from .replies import UpdateTaskcardReply as UpdateTaskcardReply
+from .replies import UpdateTemplateCardReply as UpdateTemplateCardReply
+from .replies import VideoReply as VideoReply
+from .replies import VoiceReply as VoiceReply
+from .replies import WelcomeTextReply as WelcomeTextReply
+from .router import Router as Router
 
-__all__ = ["Decrypted", "WeComCrypto", "WeComError", "signature"]
+if TYPE_CHECKING:
+    from .extension import WeCom as WeCom
+    from .extension import current_message as current_message
+
+__all__ = [
+    "Article",
+    "Decrypted",
+    "Endpoint",
+    "ImageReply",
+    "Message",
+    "NewsReply",
+    "Outcome",
+    "Reply",
+    "Router",
+    "StreamReply",
+    "TemplateCardReply",
+    "TextReply",
+    "UpdateButtonReply",
+    "UpdateTaskcardReply",
+    "UpdateTemplateCardReply",
+    "VideoReply",
+    "VoiceReply",
+    "WeCom",
+    "WeComCrypto",
+    "WeComError",
+    "WeComMiddleware",
+    "WelcomeTextReply",
+    "current_message",
+    "parse_message",
+    "signature",
+]
+
+_FLASK_NAMES = {"WeCom", "current_message"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _FLASK_NAMES:
+        from . import extension
+
+        return getattr(extension, name)
     if name == "__version__":
         from importlib.metadata import version
 

@@ -1,0 +1,200 @@
+"""Route parsed callbacks to handlers: by message type, event, event key, content, and more.
+
+Framework-free: the Flask extension uses it, and a plain WSGI app behind
+:class:`~flask_wecom.middleware.WeComMiddleware` can use it directly::
+
+    router = Router()
+
+    @router.message("text", content=re.compile(r"weather (?P<city>\\w+)"))
+    def weather(message, city):
+        return f"Sunny in {city}"
+
+    @router.event("click", key="MENU_HELP")
+    def help_clicked(message):
+        return "How can I help?"
+
+    reply = router.dispatch(environ["wecom.message"])
+
+Rules are tried in registration order and the first match wins; the default
+handler (if any) runs when none matches, and :meth:`Router.dispatch` returns
+None when nothing handles a message, which the caller answers with an empty
+200 so that WeCom does not retry. String criteria match exactly, event names and
+suite InfoTypes case-insensitively (WeCom sends ``LOCATION`` upper-case);
+compiled patterns are searched, and their groups are passed to the handler:
+unnamed groups as positional arguments, named groups as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .messages import Message
+
+__all__ = ["Handler", "Pattern", "Router", "Rule", "RuleMatch"]
+
+#: A handler takes the message (plus any regex groups) and returns a reply or None.
+Handler = Callable[..., Any]
+#: An exact string, or a compiled pattern to search for.
+Pattern = str | re.Pattern[str]
+H = TypeVar("H", bound=Handler)
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """A rule that matched a message, with the groups of its pattern."""
+
+    rule: Rule
+    args: tuple[str, ...] = ()
+    kwargs: dict[str, str] = field(default_factory=dict)
+
+    def call(self, message: Message) -> Any:
+        """Run the rule's handler on ``message`` with the captured groups."""
+        return self.rule.handler(message, *self.args, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One routing rule; every criterion given must hold (None means "any").
+
+    :param handler: called as ``handler(message, *groups, **named_groups)``.
+    :param type: the message type (``.type``), e.g. ``"text"`` or ``"event"``.
+    :param event: the event name (``.event``), case-insensitive.
+    :param event_key: the EventKey, exact or a pattern.
+    :param content: the text content, exact or a pattern.
+    :param change_type: the ChangeType (change_contact, change_external_*), case-insensitive.
+    :param agent_id: the AgentID.
+    :param info_type: the suite InfoType (``.info_type``), case-insensitive.
+    :param when: any other predicate on the message.
+    """
+
+    handler: Handler
+    type: str | None = None
+    event: str | None = None
+    event_key: Pattern | None = None
+    content: Pattern | None = None
+    change_type: str | None = None
+    agent_id: int | None = None
+    info_type: str | None = None
+    when: Callable[[Message], bool] | None = None
+
+    def match(self, message: Message) -> RuleMatch | None:
+        """Return a :class:`RuleMatch` if ``message`` meets every criterion, else None."""
+        for wanted, actual in (
+            (self.type, message.type),
+            (self.event, message.event),
+            (self.change_type, message.change_type),
+            (self.info_type, message.info_type),
+        ):
+            if wanted is not None and (actual or "").lower() != wanted.lower():
+                return None
+        if self.agent_id is not None and message.agent_id != self.agent_id:
+            return None
+        groups: list[re.Match[str]] = []
+        for wanted_text, text in (
+            (self.event_key, message.event_key),
+            (self.content, message.content),
+        ):
+            if wanted_text is None:
+                continue
+            if text is None:
+                return None
+            if isinstance(wanted_text, str):
+                if text != wanted_text:
+                    return None
+                continue
+            found = wanted_text.search(text)
+            if found is None:
+                return None
+            groups.append(found)
+        if self.when is not None and not self.when(message):
+            return None
+        args = tuple(g for m in groups for g in _unnamed_groups(m))
+        kwargs = {k: v for m in groups for k, v in m.groupdict().items() if v is not None}
+        return RuleMatch(self, args, kwargs)
+
+
+def _unnamed_groups(found: re.Match[str]) -> list[str]:
+    named = set(found.re.groupindex.values())
+    return [found.group(i) or "" for i in range(1, found.re.groups + 1) if i not in named]
+
+
+class Router:
+    """An ordered list of :class:`Rule` objects plus an optional default handler."""
+
+    def __init__(self) -> None:
+        #: The rules, in the order they are tried.
+        self.rules: list[Rule] = []
+        #: Runs when no rule matches; None answers with an empty reply.
+        self.default_handler: Handler | None = None
+
+    def add(self, rule: Rule) -> Rule:
+        """Append ``rule``; it is tried after every rule added before it."""
+        self.rules.append(rule)
+        return rule
+
+    def route(self, **criteria: Any) -> Callable[[H], H]:
+        """Decorator: route messages meeting ``criteria`` (:class:`Rule` fields) to it."""
+
+        def decorate(handler: H) -> H:
+            self.add(Rule(handler, **criteria))
+            return handler
+
+        return decorate
+
+    def message(
+        self,
+        type: str,
+        *,
+        content: Pattern | None = None,
+        agent_id: int | None = None,
+        when: Callable[[Message], bool] | None = None,
+    ) -> Callable[[H], H]:
+        """Decorator: route messages of ``type`` (``"text"``, ``"image"`` ...) to the function."""
+        return self.route(type=type, content=content, agent_id=agent_id, when=when)
+
+    def event(
+        self,
+        event: str,
+        *,
+        key: Pattern | None = None,
+        change_type: str | None = None,
+        agent_id: int | None = None,
+        when: Callable[[Message], bool] | None = None,
+    ) -> Callable[[H], H]:
+        """Decorator: route the event named ``event`` (any case) to the function."""
+        return self.route(
+            event=event, event_key=key, change_type=change_type, agent_id=agent_id, when=when
+        )
+
+    def suite(
+        self,
+        info_type: str,
+        *,
+        change_type: str | None = None,
+        when: Callable[[Message], bool] | None = None,
+    ) -> Callable[[H], H]:
+        """Decorator: route suite callbacks (第三方应用) with this InfoType to the function."""
+        return self.route(info_type=info_type, change_type=change_type, when=when)
+
+    def default(self, handler: H) -> H:
+        """Decorator: the handler for messages no rule matches."""
+        self.default_handler = handler
+        return handler
+
+    def resolve(self, message: Message) -> RuleMatch | None:
+        """The first matching rule, else the default handler, else None."""
+        for rule in self.rules:
+            found = rule.match(message)
+            if found is not None:
+                return found
+        if self.default_handler is not None:
+            return RuleMatch(Rule(self.default_handler))
+        return None
+
+    def dispatch(self, message: Message) -> Any:
+        """Run the handler :meth:`resolve` finds; None when nothing handles the message."""
+        found = self.resolve(message)
+        return None if found is None else found.call(message)
