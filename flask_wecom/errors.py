@@ -31,6 +31,7 @@ __all__ = [
     "MenuError",
     "APIError",
     "StoreError",
+    "TransportError",
 ]
 
 
@@ -148,6 +149,18 @@ class MenuError(WeComError, ValueError):
 
     code = -40000
     reason = "menu"
+
+
+class TransportError(WeComError):
+    """The WeCom API could not be reached, or did not answer with a WeCom JSON object.
+
+    Raised for connection failures, timeouts, HTTP error statuses and bodies that are not
+    a JSON object with an integer ``errcode``. The message names the method, the path and
+    the kind of failure; never the query string, which holds ``access_token`` or
+    ``corpsecret``. For that reason the requests exception is not chained either.
+    """
+
+    reason = "transport"
 
 
 class StoreError(WeComError):
