@@ -273,9 +273,25 @@ class WeComCrypto:
         :param receive_id: the id to append; defaults to the first accepted one.
         :raises ValueError: the timestamp is not a whole number of seconds.
         """
+        return self.seal(self.encrypt(plaintext, receive_id), nonce, timestamp, format=format)
+
+    def seal(
+        self,
+        encrypted: str,
+        nonce: str,
+        timestamp: str | int | None = None,
+        *,
+        format: EnvelopeFormat = "xml",
+    ) -> str:
+        """Sign an already encrypted reply for ``nonce`` and ``timestamp``; return the envelope.
+
+        The ciphertext does not depend on the nonce or timestamp, so a stored
+        reply can be sealed again for a retried callback.
+
+        :raises ValueError: the timestamp is not a whole number of seconds.
+        """
         stamp = str(int(self._clock())) if timestamp is None else str(timestamp)
         if not stamp.isdigit() or not stamp.isascii():
             raise ValueError(f"timestamp must be whole seconds, got {stamp!r}")
-        encrypted = self.encrypt(plaintext, receive_id)
         signed = signature(self.token, stamp, nonce, encrypted)
         return render_envelope(encrypted, signed, stamp, nonce, format)

@@ -22,6 +22,7 @@ module that imports Flask.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,11 +34,13 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.local import LocalProxy
 
 from .crypto import WeComCrypto
+from .dedup import Deduplicator
 from .errors import AESKeyError, ReplyError
 from .messages import Message
 from .middleware import DEFAULT_MAX_BODY, DEFAULT_TOLERANCE, Endpoint, OutcomeHook, WeComMiddleware
 from .replies import Reply, TextReply
 from .router import Handler, Pattern, Router
+from .stores import Store, store_from_url
 
 __all__ = ["WeCom", "current_message"]
 
@@ -49,24 +52,29 @@ ErrorHandler = Callable[[Message, Exception], Any]
 #: The message being handled, inside a handler (like ``flask.request``).
 current_message: Message = cast(Message, LocalProxy(lambda: request.environ["wecom.message"]))
 
-#: Every configuration key, its default, and what it is for. ``None`` means required.
+#: Configuration keys without a default (after the prefix, e.g. ``WECOM_TOKEN``).
+REQUIRED_CONFIG = ("TOKEN", "ENCODING_AES_KEY", "CORP_ID")
+#: Every other configuration key and its default; the README has the full table.
 CONFIG_DEFAULTS: Mapping[str, Any] = {
-    "TOKEN": None,
-    "ENCODING_AES_KEY": None,
-    "CORP_ID": None,
     "PATH": "/wecom",
     "FORMAT": "xml",
     "PREVIOUS_CREDENTIALS": (),
     "MAX_BODY": DEFAULT_MAX_BODY,
     "TOLERANCE": DEFAULT_TOLERANCE,
+    "DEDUP": True,
+    "REDIS_URL": "",
+    "DEDUP_TTL": 600.0,
+    "DEDUP_LEASE": 3.0,
+    "DEDUP_WAIT": 4.0,
 }
 
 
 @dataclass
 class _AppState:
-    """What one Flask app knows about WeCom: its middleware and the mounted extensions."""
+    """What one Flask app knows about WeCom: its middleware, store and mounted extensions."""
 
     middleware: WeComMiddleware | None = None
+    store: Store | None = None
     mounted: dict[str, WeCom] = field(default_factory=dict)
 
 
@@ -91,7 +99,7 @@ class WeCom:
         hooks: Iterable[OutcomeHook] = (),
         **options: Any,
     ) -> None:
-        unknown = {k.upper() for k in options} - set(CONFIG_DEFAULTS)
+        unknown = {k.upper() for k in options} - set(CONFIG_DEFAULTS) - set(REQUIRED_CONFIG)
         if unknown:
             raise TypeError(f"unknown WeCom options: {', '.join(sorted(unknown))}")
         self.name = name
@@ -119,10 +127,14 @@ class WeCom:
     def settings(self, app: Flask) -> dict[str, Any]:
         """The effective settings for ``app``: options, then ``app.config``, then defaults."""
         for key, default in CONFIG_DEFAULTS.items():
-            if default is not None:
-                app.config.setdefault(self.config_prefix + key, default)
-        found = {key: app.config.get(self.config_prefix + key) for key in CONFIG_DEFAULTS}
+            app.config.setdefault(self.config_prefix + key, default)
+        keys = (*REQUIRED_CONFIG, *CONFIG_DEFAULTS)
+        found = {key: app.config.get(self.config_prefix + key) for key in keys}
         found.update(self.options)
+        if isinstance(found["DEDUP"], str):  # from the environment: "0", "false", "off" ...
+            found["DEDUP"] = found["DEDUP"].strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(found["PREVIOUS_CREDENTIALS"], str):  # from the environment: JSON
+            found["PREVIOUS_CREDENTIALS"] = json.loads(found["PREVIOUS_CREDENTIALS"] or "[]")
         missing = [self.config_prefix + k for k, v in found.items() if v is None]
         if missing:
             raise RuntimeError(
@@ -161,12 +173,20 @@ class WeCom:
         path = (state.url_prefix or "").rstrip("/") + settings["PATH"]
         endpoint = Endpoint(path, self._credentials(settings), settings["FORMAT"], name=self.name)
         if app_state.middleware is None:
+            app_state.store = store_from_url(settings["REDIS_URL"])
+            dedup = settings["DEDUP"] and Deduplicator(
+                app_state.store,
+                ttl=float(settings["DEDUP_TTL"]),
+                lease=float(settings["DEDUP_LEASE"]),
+                wait=float(settings["DEDUP_WAIT"]),
+            )
             app_state.middleware = WeComMiddleware(
                 app.wsgi_app,
                 endpoints=[endpoint],
-                max_body=settings["MAX_BODY"],
-                tolerance=settings["TOLERANCE"],
+                max_body=int(settings["MAX_BODY"]),
+                tolerance=float(settings["TOLERANCE"]),
                 hooks=self.hooks,
+                dedup=dedup,
             )
             app.wsgi_app = app_state.middleware  # type: ignore[method-assign]  # Flask's documented way
             app.cli.add_command(_cli_group())

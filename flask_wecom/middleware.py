@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from .crypto import Decrypted, WeComCrypto
+from .dedup import Claim, Deduplicator, dedup_key
 from .envelope import EnvelopeFormat, extract_encrypted
 from .errors import (
     ParseError,
@@ -113,7 +114,9 @@ class Outcome:
 
     #: The endpoint's name.
     endpoint: str
-    #: ``"verified"`` (URL check answered), ``"accepted"`` (the app ran), or ``"refused"``.
+    #: ``"verified"`` (URL check answered), ``"accepted"`` (the app ran), ``"replayed"`` (a
+    #: retry got the stored reply), ``"waited"`` (a retry found the first still running and
+    #: got an empty answer) or ``"refused"``.
     outcome: str
     #: The HTTP status sent.
     status: int
@@ -123,10 +126,18 @@ class Outcome:
     credential: int | None = None
     #: Seconds spent in the wrapped app, for accepted callbacks.
     handler_seconds: float | None = None
+    #: The retry dedup verdict: ``"first"``, ``"replay"``, ``"waited"``, ``"bypass"``
+    #: (store down), or None (dedup off, or not a callback).
+    dedup: str | None = None
 
 
 #: An outcome hook: called once per request to an endpoint; its errors are logged and ignored.
 OutcomeHook = Callable[[Outcome], None]
+
+
+def _credential(endpoint: Endpoint, index: int, fallback: WeComCrypto) -> WeComCrypto:
+    """The credential set that encrypted a stored reply (it may have been rotated out)."""
+    return endpoint.credentials[index] if index < len(endpoint.credentials) else fallback
 
 
 class _Refusal(Exception):
@@ -173,6 +184,9 @@ class WeComMiddleware:
     :param tolerance: seconds the ``timestamp`` may differ from the clock, either way.
     :param clock: the current time in seconds; defaults to :func:`time.time`.
     :param hooks: called with an :class:`Outcome` after each endpoint request.
+    :param dedup: retry deduplication (:mod:`flask_wecom.dedup`): True (the default)
+        for a per-process memory store, a :class:`~flask_wecom.dedup.Deduplicator`
+        (e.g. over Redis, shared by every worker), or False for none.
     """
 
     def __init__(
@@ -187,6 +201,7 @@ class WeComMiddleware:
         tolerance: float = DEFAULT_TOLERANCE,
         clock: Callable[[], float] = time.time,
         hooks: Iterable[OutcomeHook] = (),
+        dedup: Deduplicator | bool = True,
     ) -> None:
         if max_body < 1:
             raise ValueError("max_body must be a positive number of bytes")
@@ -196,6 +211,10 @@ class WeComMiddleware:
         self.max_body = max_body
         self.tolerance = tolerance
         self.clock = clock
+        #: Retry dedup (None when off); ``dedup=True`` gives a per-process memory store.
+        self.dedup: Deduplicator | None = (
+            Deduplicator() if dedup is True else dedup if isinstance(dedup, Deduplicator) else None
+        )
         #: Outcome hooks; append to add one.
         self.hooks: list[OutcomeHook] = list(hooks)
         self._endpoints: dict[str, Endpoint] = {}
@@ -274,19 +293,35 @@ class WeComMiddleware:
             request.message = parse_message(request.decrypted.plaintext)
         except WeComError as exc:
             raise _Refusal(400, exc) from exc
+        claim = self._claim(endpoint, request)
+        if claim is not None and claim.state in ("replay", "waited"):
+            crypto = _credential(endpoint, claim.credential, request.crypto)
+            reply = (
+                crypto.seal(claim.reply, request.nonce, format=endpoint.format)
+                if claim.reply
+                else ""
+            )
+            verdict = "replayed" if claim.state == "replay" else "waited"
+            return self._answer(
+                endpoint,
+                start_response,
+                Outcome(
+                    endpoint.name, verdict, 200, credential=request.credential, dedup=claim.state
+                ),
+                reply.encode("utf-8"),
+                [("Content-Type", _CONTENT_TYPES[endpoint.format])] if reply else [],
+            )
         started = time.perf_counter()
-        status, headers, reply = self._run_app(environ, request, body)
+        try:
+            status, headers, reply_body = self._run_app(environ, request, body, claim)
+        except BaseException:
+            self._settle(claim, None)
+            raise
         elapsed = time.perf_counter() - started
-        if status.startswith("2") and reply:
-            reply = request.crypto.encrypt_message(
-                reply,
-                request.nonce,
-                format=endpoint.format,
-                receive_id=request.decrypted.receive_id,
-            ).encode("utf-8")
-            headers = [
-                (k, v) for k, v in headers if k.lower() not in ("content-type", "content-length")
-            ]
+        sealed = self._seal_reply(endpoint, request, claim, status, reply_body)
+        if sealed is not None:
+            reply_body = sealed
+            headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
             headers.append(("Content-Type", _CONTENT_TYPES[endpoint.format]))
         outcome = Outcome(
             endpoint.name,
@@ -294,8 +329,37 @@ class WeComMiddleware:
             int(status[:3]),
             credential=request.credential,
             handler_seconds=elapsed,
+            dedup=claim.state if claim else None,
         )
-        return self._answer(endpoint, start_response, outcome, reply, headers, status)
+        return self._answer(endpoint, start_response, outcome, reply_body, headers, status)
+
+    def _claim(self, endpoint: Endpoint, request: _Request) -> Claim | None:
+        if not self.dedup or request.message is None:
+            return None
+        key = dedup_key(endpoint.name, request.message, request.decrypted.plaintext)
+        return self.dedup.claim(key)
+
+    def _settle(self, claim: Claim | None, encrypted: str | None, credential: int = 0) -> None:
+        """Record a first arrival's encrypted reply, or release its claim (``encrypted=None``)."""
+        if claim is None or self.dedup is None:
+            return
+        if encrypted is None:
+            self.dedup.release(claim)
+        else:
+            self.dedup.complete(claim, encrypted, credential)
+
+    def _seal_reply(
+        self, endpoint: Endpoint, request: _Request, claim: Claim | None, status: str, body: bytes
+    ) -> bytes | None:
+        """Encrypt a 2xx reply (recording it for retries); None leaves the response as it is."""
+        if not status.startswith("2"):
+            self._settle(claim, None)
+            return None
+        encrypted = request.crypto.encrypt(body, request.decrypted.receive_id) if body else ""
+        self._settle(claim, encrypted, request.credential)
+        if not encrypted:
+            return None
+        return request.crypto.seal(encrypted, request.nonce, format=endpoint.format).encode("utf-8")
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -362,7 +426,7 @@ class WeComMiddleware:
         return bytes(body)
 
     def _run_app(
-        self, environ: WSGIEnvironment, request: _Request, body: bytes
+        self, environ: WSGIEnvironment, request: _Request, body: bytes, claim: Claim | None
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         """Call the wrapped app on the plaintext; return its status, headers and whole body."""
         plaintext = request.decrypted.plaintext
@@ -382,6 +446,7 @@ class WeComMiddleware:
                 "wecom.endpoint": request.endpoint,
                 "wecom.credential": request.credential,
                 "wecom.receive_id": request.decrypted.receive_id,
+                "wecom.dedup": claim.state if claim else None,
             }
         )
         response: dict[str, Any] = {}

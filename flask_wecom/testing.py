@@ -12,7 +12,12 @@ JSON) body. Any client can send them: Flask's test client, werkzeug's, or
     assert reply.content == "echo: hello"
 
 To test a refusal, override exactly one field: ``signer.text("hi", signature="0" * 40)``,
-``timestamp=1`` (stale), ``receive_id="someone-else"``.
+``timestamp=1`` (stale), ``nonce="..."``, ``receive_id="someone-else"``. To test retry
+handling, ``signer.resend(request)`` sends the same plaintext again with a fresh
+timestamp and nonce, as WeCom does when no 200 arrives within 5 seconds.
+
+:class:`Credentials` makes a fresh, well-formed credential set (token, EncodingAESKey,
+receive id) and the ``WECOM_*`` config that goes with it.
 
 :class:`WeComTestClient` wraps any WSGI app and does the sending for you; the
 pytest plugin (:mod:`flask_wecom.pytest_plugin`) hands one to your tests.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import string
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,13 +47,72 @@ if TYPE_CHECKING:
 __all__ = [
     "CallbackResponse",
     "CallbackSigner",
+    "Credentials",
     "SignedRequest",
     "WeComTestClient",
     "aibot_payload",
     "app_message_xml",
+    "generate_encoding_aes_key",
+    "generate_token",
 ]
 
-_FIRST_MSG_ID = 7_300_000_000_000_000_001  # above 2**53, like real MsgIds
+#: MsgIds are random 64-bit values above 2**53, like real ones, so signers never collide.
+_MSG_ID_RANGE = (2**62, 2**63 - 1)
+
+#: The alphabet of the admin console's keys and tokens: letters and digits.
+_ALPHANUMERIC = string.ascii_letters + string.digits
+_TOKEN_LENGTH = 32  # the longest token WeCom accepts (1-32 letters and digits)
+
+
+def generate_encoding_aes_key() -> str:
+    """A fresh EncodingAESKey: 43 random letters and digits, like the admin console's."""
+    return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(43))
+
+
+def generate_token() -> str:
+    """A fresh Token: 32 random letters and digits (WeCom accepts 1 to 32)."""
+    return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(_TOKEN_LENGTH))
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One credential set: what the callback settings page (接收消息服务器配置) holds.
+
+    Usage::
+
+        credentials = Credentials.generate()
+        app.config.update(credentials.config)       # WECOM_TOKEN, ...
+        signer = credentials.signer()
+    """
+
+    #: The Token.
+    token: str
+    #: The 43-character EncodingAESKey.
+    encoding_aes_key: str
+    #: The receive id: the CorpID (apps), SuiteID (suite commands) or ``""`` (AI bots).
+    receive_id: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(receive_id={self.receive_id!r})"  # never show the secrets
+
+    @classmethod
+    def generate(cls, receive_id: str | None = None) -> Credentials:
+        """Fresh random credentials; the receive id defaults to a random CorpID-like ``ww…``."""
+        corp_id = "ww" + secrets.token_hex(8) if receive_id is None else receive_id
+        return cls(generate_token(), generate_encoding_aes_key(), corp_id)
+
+    @property
+    def config(self) -> dict[str, str]:
+        """``WECOM_TOKEN``, ``WECOM_ENCODING_AES_KEY`` and ``WECOM_CORP_ID``, for ``app.config``."""
+        return {
+            "WECOM_TOKEN": self.token,
+            "WECOM_ENCODING_AES_KEY": self.encoding_aes_key,
+            "WECOM_CORP_ID": self.receive_id,
+        }
+
+    def signer(self, **options: Any) -> CallbackSigner:
+        """A :class:`CallbackSigner` for these credentials; ``options`` go to its constructor."""
+        return CallbackSigner(self.token, self.encoding_aes_key, self.receive_id, **options)
 
 
 def app_message_xml(msg_type: str, fields: Mapping[str, object], *, to_user: str) -> str:
@@ -92,13 +157,16 @@ class SignedRequest:
     content_type: str
     #: The plaintext that was encrypted (the echo for GET).
     plaintext: bytes
-    #: The timestamp and nonce used; a reply is signed with the same nonce.
+    #: The timestamp used.
     timestamp: str
+    #: The nonce used; a passive reply is signed with the same nonce.
     nonce: str
+    #: The body's envelope format, ``"xml"`` or ``"json"`` (AI bots).
+    format: EnvelopeFormat = "xml"
 
     def url(self, path: str) -> str:
-        """``path`` with this request's query string appended."""
-        return f"{path}?{self.query_string}"
+        """``path`` (or a full URL) with this request's query string appended."""
+        return f"{path}{'&' if '?' in path else '?'}{self.query_string}"
 
 
 class CallbackSigner:
@@ -110,6 +178,8 @@ class CallbackSigner:
     :param format: ``"xml"`` envelopes (apps, suites) or ``"json"`` (AI bots).
     :param clock: the time callbacks are stamped with; defaults to :func:`time.time`.
     :param to_user: ``ToUserName`` written into app messages; defaults to ``receive_id``.
+    :param random_bytes: the random prefix of each ciphertext (see
+        :class:`~flask_wecom.crypto.WeComCrypto`); pin it for byte-exact tests.
     """
 
     def __init__(
@@ -121,12 +191,14 @@ class CallbackSigner:
         format: EnvelopeFormat = "xml",
         clock: Callable[[], float] = time.time,
         to_user: str | None = None,
+        random_bytes: Callable[[int], bytes] | None = None,
     ) -> None:
-        self.crypto = WeComCrypto(token, encoding_aes_key, receive_id)
+        self.crypto = WeComCrypto(token, encoding_aes_key, receive_id, random_bytes=random_bytes)
         self.format: EnvelopeFormat = format
         self.clock = clock
         self.to_user = receive_id if to_user is None else to_user
-        self._next_msg_id = _FIRST_MSG_ID
+        low, high = _MSG_ID_RANGE
+        self._next_msg_id = low + secrets.randbelow(high - low)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -139,10 +211,12 @@ class CallbackSigner:
         signature: str | None = None,
         receive_id: str | None = None,
     ) -> SignedRequest:
-        """A URL-verification GET; the app must answer with ``echo`` (random digits by default)."""
+        """A URL-verification GET; the app must answer with ``echo`` (random digits by default).
+
+        The keywords override one field each, as for :meth:`callback`.
+        """
         plaintext = (echo if echo is not None else str(secrets.randbelow(10**19))).encode()
-        echostr = self.crypto.encrypt(plaintext, receive_id)
-        return self._signed("GET", plaintext, echostr, timestamp, nonce, signature)
+        return self._signed("GET", plaintext, self.format, timestamp, nonce, signature, receive_id)
 
     def callback(
         self,
@@ -152,43 +226,56 @@ class CallbackSigner:
         nonce: str | None = None,
         signature: str | None = None,
         receive_id: str | None = None,
+        format: EnvelopeFormat | None = None,
     ) -> SignedRequest:
-        """A callback POST carrying ``plaintext`` (a document, or a parsed message's ``.raw``).
+        """A callback POST carrying ``plaintext`` (a document, or a parsed message).
 
         Every keyword overrides exactly one thing: ``signature`` replaces the
         correct one, ``receive_id`` encrypts for another id, ``timestamp`` and
-        ``nonce`` replace fresh ones.
+        ``nonce`` replace fresh ones, ``format`` the signer's envelope format.
+
+        :raises ValueError: ``plaintext`` is a message without a ``raw`` document
+            (build messages with :func:`~flask_wecom.messages.parse_message`).
         """
         if isinstance(plaintext, Message):
             plaintext = _document_of(plaintext)
         data = plaintext.encode("utf-8") if isinstance(plaintext, str) else plaintext
-        encrypted = self.crypto.encrypt(data, receive_id)
-        return self._signed("POST", data, encrypted, timestamp, nonce, signature)
+        envelope = self.format if format is None else format
+        return self._signed("POST", data, envelope, timestamp, nonce, signature, receive_id)
+
+    def resend(self, request: SignedRequest) -> SignedRequest:
+        """The same plaintext again with a fresh timestamp and nonce: WeCom's retry.
+
+        WeCom sends a callback again when no 200 arrives within 5 seconds, three
+        sends in all; a retry carries the identical plaintext (same MsgId).
+        """
+        return self._signed(
+            request.method, request.plaintext, request.format, None, None, None, None
+        )
 
     def _signed(
         self,
         method: str,
         plaintext: bytes,
-        encrypted: str,
+        format: EnvelopeFormat,
         timestamp: str | int | None,
         nonce: str | None,
-        forged: str | None,
+        forged_signature: str | None,
+        receive_id: str | None,
     ) -> SignedRequest:
+        """The one place a request is built: encrypt, sign, then write the query and body."""
+        encrypted = self.crypto.encrypt(plaintext, receive_id)
         stamp = str(int(self.clock()) if timestamp is None else timestamp)
         nonce = str(secrets.randbelow(10**10)) if nonce is None else nonce
-        sig = signature(self.crypto.token, stamp, nonce, encrypted) if forged is None else forged
-        query = {"msg_signature": sig, "timestamp": stamp, "nonce": nonce}
+        if forged_signature is None:
+            msg_signature = signature(self.crypto.token, stamp, nonce, encrypted)
+        else:
+            msg_signature = forged_signature
+        query = {"msg_signature": msg_signature, "timestamp": stamp, "nonce": nonce}
         if method == "GET":
-            return SignedRequest(
-                method,
-                urlencode({**query, "echostr": encrypted}, quote_via=quote),
-                b"",
-                "",
-                plaintext,
-                stamp,
-                nonce,
-            )
-        if self.format == "json":
+            query["echostr"] = encrypted
+            body, content_type = "", ""
+        elif format == "json":
             body, content_type = json.dumps({"encrypt": encrypted}), "application/json"
         else:
             body = (
@@ -198,13 +285,14 @@ class CallbackSigner:
             )
             content_type = "text/xml"
         return SignedRequest(
-            method,
-            urlencode(query, quote_via=quote),
-            body.encode("utf-8"),
-            content_type,
-            plaintext,
-            stamp,
-            nonce,
+            method=method,
+            query_string=urlencode(query, quote_via=quote),
+            body=body.encode("utf-8"),
+            content_type=content_type,
+            plaintext=plaintext,
+            timestamp=stamp,
+            nonce=nonce,
+            format=format,
         )
 
     # -- shortcuts ------------------------------------------------------------------------
@@ -271,7 +359,10 @@ class CallbackSigner:
         chattype: str = "single",
         **overrides: Any,
     ) -> SignedRequest:
-        """An AI-bot text message (智能机器人), as a JSON plaintext with a fresh msgid."""
+        """An AI-bot text message (智能机器人): JSON plaintext with a fresh msgid, JSON envelope.
+
+        AI bots use the receive id ``""``; give the signer that receive id.
+        """
         payload = aibot_payload(
             "text",
             {"text": {"content": content}},
@@ -281,6 +372,7 @@ class CallbackSigner:
             **{"from": {"userid": from_user}},
             response_url="",
         )
+        overrides.setdefault("format", "json")
         return self.callback(payload, **overrides)
 
     def _msg_id(self) -> int:
@@ -289,30 +381,49 @@ class CallbackSigner:
 
     # -- replies --------------------------------------------------------------------------
 
-    def decrypt_reply(self, body: bytes | str, request: SignedRequest) -> bytes | None:
-        """Check and decrypt a reply envelope; ``None`` for the empty reply.
+    def decrypt_reply(
+        self, body: bytes | str, request: SignedRequest | None = None
+    ) -> bytes | None:
+        """Check and decrypt a reply envelope (XML or JSON); ``None`` for the empty reply.
 
+        :param request: the callback it answers; the reply must be signed with its
+            nonce. Leave out to check only the envelope's own signature (e.g. a
+            reply captured from a log).
         :raises SignatureError: the envelope is not signed, or not with the request's nonce.
+        :raises ParseError: the body is not a reply envelope.
+        :raises DecryptError: (or a subclass) the ciphertext is malformed or for another id.
         """
         if not body:
             return None
         encrypted = extract_encrypted(body)
         fields = _reply_fields(body)
-        if fields["nonce"] != request.nonce:
+        if request is not None and fields["nonce"] != request.nonce:
             raise SignatureError("the reply is not signed with the callback's nonce")
         self.crypto.check_signature(
-            fields["msgsignature"], fields["timestamp"], request.nonce, encrypted
+            fields["msgsignature"], fields["timestamp"], fields["nonce"], encrypted
         )
         plaintext, _ = self.crypto.decrypt(encrypted)
         return plaintext
 
-    def open_reply(self, body: bytes | str, request: SignedRequest) -> Reply | None:
-        """Check, decrypt and parse a reply into a :class:`~flask_wecom.replies.Reply`."""
+    def open_reply(
+        self, body: bytes | str, request: SignedRequest | None = None
+    ) -> Reply | None:
+        """Check, decrypt and parse a reply into a :class:`~flask_wecom.replies.Reply`.
+
+        See :meth:`decrypt_reply`; ``None`` for the empty reply.
+
+        :raises ParseError: the plaintext is not a reply flask_wecom can read.
+        """
         plaintext = self.decrypt_reply(body, request)
         return None if plaintext is None else parse_reply(plaintext)
 
 
 def _document_of(message: Message) -> str:
+    """The plaintext document of a parsed message (its ``raw``, written back out)."""
+    if not message.raw:
+        raise ValueError(
+            "the message has no raw document; build it with parse_message() or pass the plaintext"
+        )
     if message.is_aibot:
         return json.dumps(message.raw, ensure_ascii=False)
     raw = dict(message.raw)
@@ -349,6 +460,12 @@ class CallbackResponse:
 
 class WeComTestClient:
     """Sends signed callbacks to a WSGI app in-process and decrypts what it answers.
+
+    Usage::
+
+        client = WeComTestClient(app, CallbackSigner(token, encoding_aes_key, corp_id))
+        assert client.send_text("hello").reply.content == "echo: hello"
+        assert client.send(client.signer.text("hi", signature="0" * 40)).status == 403
 
     :param app: any WSGI app (a Flask app, ``app.wsgi_app``, a Django handler ...)
         with the WeCom middleware in its stack.
@@ -394,6 +511,20 @@ class WeComTestClient:
     def click(self, key: str, **kwargs: Any) -> CallbackResponse:
         """Send a menu click; see :meth:`CallbackSigner.click`."""
         return self.send(self.signer.click(key, **kwargs))
+
+    def subscribe(self, **kwargs: Any) -> CallbackResponse:
+        """Send a subscribe event; see :meth:`CallbackSigner.subscribe`."""
+        return self.send(self.signer.subscribe(**kwargs))
+
+    def change_contact(
+        self, change_type: str, fields: Mapping[str, object], **kwargs: Any
+    ) -> CallbackResponse:
+        """Send a contact change event; see :meth:`CallbackSigner.change_contact`."""
+        return self.send(self.signer.change_contact(change_type, fields, **kwargs))
+
+    def aibot_text(self, content: str, **kwargs: Any) -> CallbackResponse:
+        """Send an AI-bot text message; see :meth:`CallbackSigner.aibot_text`."""
+        return self.send(self.signer.aibot_text(content, **kwargs))
 
     def send_message(self, message: Message) -> CallbackResponse:
         """Send a parsed message again (e.g. one from ``parse_message`` of a captured plaintext)."""

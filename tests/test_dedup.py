@@ -1,0 +1,250 @@
+"""flask_wecom.dedup: keys, claims, leases and replays, over both stores and in the middleware."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from flask_wecom.crypto import WeComCrypto
+from flask_wecom.dedup import Deduplicator, dedup_key
+from flask_wecom.messages import parse_message
+from flask_wecom.middleware import Outcome, WeComMiddleware
+from flask_wecom.stores import MemoryStore, RedisStore, Store
+from flask_wecom.testing import CallbackSigner, SignedRequest, app_message_xml
+from tests.support.redis_server import RedisServer
+from tests.test_crypto import CORP_ID, KEY, TOKEN
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    return RedisStore(request.getfixturevalue("redis_url"))
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+def event_xml(**fields: object) -> bytes:
+    body = {"FromUserName": "sys", "CreateTime": 1700000000, "Event": "change_contact", **fields}
+    return app_message_xml("event", body, to_user=CORP_ID).encode()
+
+
+KEYS = [
+    pytest.param(
+        app_message_xml("text", {"Content": "a", "MsgId": 2**60 + 1}, to_user="c").encode(),
+        "dedup:ep:id:1152921504606846977",
+        id="message-msgid",
+    ),
+    pytest.param(b'{"msgid": "CAIQ16", "msgtype": "text"}', "dedup:ep:id:CAIQ16", id="aibot-msgid"),
+]
+
+
+@pytest.mark.parametrize(("plaintext", "expected"), KEYS)
+def test_message_keys(plaintext: bytes, expected: str) -> None:
+    assert dedup_key("ep", parse_message(plaintext), plaintext) == expected
+
+
+def test_event_keys_hash_the_whole_plaintext() -> None:
+    """Same sender and second, different change: two keys (the WxJava false-duplicate bug)."""
+    first = event_xml(ChangeType="delete_user", UserID="lisi")
+    second = event_xml(ChangeType="delete_user", UserID="wangwu")
+    keys = {dedup_key("ep", parse_message(p), p) for p in (first, second, first)}
+    assert len(keys) == 2
+    assert all(k.startswith("dedup:ep:sha256:") for k in keys)
+
+
+def test_keys_are_scoped_per_endpoint() -> None:
+    plaintext = event_xml(ChangeType="delete_user", UserID="lisi")
+    message = parse_message(plaintext)
+    assert dedup_key("agent-a", message, plaintext) != dedup_key("agent-b", message, plaintext)
+
+
+# -- claims ----------------------------------------------------------------------------------------
+
+
+def test_first_then_replay_then_release(store: Store) -> None:
+    dedup = Deduplicator(store, wait=0)
+    first = dedup.claim("k")
+    assert first.state == "first"
+    dedup.complete(first, "CIPHERTEXT", credential=1)
+    replay = dedup.claim("k")
+    assert (replay.state, replay.reply, replay.credential) == ("replay", "CIPHERTEXT", 1)
+
+    other = dedup.claim("k2")
+    dedup.release(other)
+    assert dedup.claim("k2").state == "first"
+
+
+def test_empty_reply_is_replayed_as_empty(store: Store) -> None:
+    dedup = Deduplicator(store, wait=0)
+    dedup.complete(dedup.claim("k"), "")
+    assert (dedup.claim("k").state, dedup.claim("k").reply) == ("replay", "")
+
+
+def test_retry_waits_for_the_running_first(store: Store) -> None:
+    dedup = Deduplicator(store, wait=2.0, poll=0.01)
+    first = dedup.claim("k")
+    finisher = threading.Timer(0.2, dedup.complete, (first, "LATE"))
+    finisher.start()
+    started = time.monotonic()
+    retry = dedup.claim("k")
+    assert (retry.state, retry.reply) == ("replay", "LATE")
+    assert 0.15 < time.monotonic() - started < 1.5
+
+
+def test_retry_gives_up_waiting_within_the_bound(store: Store) -> None:
+    dedup = Deduplicator(store, wait=0.2, poll=0.01)
+    dedup.claim("k")
+    started = time.monotonic()
+    assert dedup.claim("k").state == "waited"
+    assert 0.2 <= time.monotonic() - started < 1.0
+
+
+def test_lease_is_renewed_while_the_handler_runs(store: Store) -> None:
+    """A slow but living handler keeps its claim well past one lease."""
+    dedup = Deduplicator(store, lease=0.3, wait=0, poll=0.01)
+    first = dedup.claim("k")
+    time.sleep(1.0)
+    assert dedup.claim("k").state == "waited"
+    dedup.complete(first, "DONE")
+    assert dedup.claim("k").reply == "DONE"
+
+
+def test_a_dead_workers_claim_expires(store: Store) -> None:
+    """A claim nobody renews (its worker died) lets the next retry run the handler again."""
+    store.add("k", b"Pdead-worker", 0.3)
+    dedup = Deduplicator(store, wait=0.1, poll=0.01)
+    assert dedup.claim("k").state == "waited"
+    time.sleep(0.35)
+    assert dedup.claim("k").state == "first"
+
+
+def test_store_failure_bypasses_dedup_and_logs_once(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    dedup = Deduplicator(RedisStore(redis_server.url), wait=0)
+    redis_server.stop()
+    try:
+        with caplog.at_level(logging.ERROR, logger="flask_wecom"):
+            claims = [dedup.claim(f"k{i}") for i in range(3)]
+            for claim in claims:
+                dedup.complete(claim, "X")
+    finally:
+        redis_server.start()
+    assert [c.state for c in claims] == ["bypass"] * 3
+    assert len([r for r in caplog.records if "dedup store failed" in r.message]) == 1
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"ttl": 0}, {"lease": -1}, {"poll": 0}, {"wait": -0.1}],
+    ids=["ttl", "lease", "poll", "wait"],
+)
+def test_options_are_validated(options: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(options))):
+        Deduplicator(**options)  # type: ignore[arg-type]
+
+
+# -- through the middleware --
+
+NOW = 1_700_000_000
+
+
+class CountingApp:
+    """Answers text with a fresh counter value; 500 while ``failing``."""
+
+    def __init__(self) -> None:
+        self.executions = 0
+        self.failing = False
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        self.executions += 1
+        if self.failing:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"down"]
+        start_response("200 OK", [("Content-Type", "text/xml")])
+        return [f"<xml>run {self.executions} {environ['wecom.dedup']}</xml>".encode()]
+
+
+def retry_of(signer: CallbackSigner, request: SignedRequest) -> SignedRequest:
+    """What WeCom resends: the same plaintext, a fresh nonce and timestamp."""
+    return signer.callback(request.plaintext, timestamp=NOW + 5)
+
+
+def send(client: Client, request: SignedRequest) -> Any:
+    return client.post(request.url("/wecom"), data=request.body)
+
+
+@pytest.fixture
+def signer() -> CallbackSigner:
+    return CallbackSigner(TOKEN, KEY, CORP_ID, clock=lambda: NOW)
+
+
+def middleware_for(app: CountingApp, outcomes: list[Outcome], **options: Any) -> Client:
+    return Client(
+        WeComMiddleware(
+            app,
+            WeComCrypto(TOKEN, KEY, CORP_ID),
+            clock=lambda: NOW,
+            hooks=[outcomes.append],
+            **options,
+        )
+    )
+
+
+def test_retries_get_the_same_reply_signed_for_their_own_nonce(signer: CallbackSigner) -> None:
+    app, outcomes = CountingApp(), []
+    client = middleware_for(app, outcomes)
+    request = signer.text("hi")
+    sends = [request] + [retry_of(signer, request) for _ in range(3)]
+    replies = [signer.decrypt_reply(send(client, r).get_data(), r) for r in sends]
+    assert app.executions == 1
+    assert replies == [b"<xml>run 1 first</xml>"] * 4
+    assert [o.outcome for o in outcomes] == ["accepted", "replayed", "replayed", "replayed"]
+    assert [o.dedup for o in outcomes] == ["first", "replay", "replay", "replay"]
+
+
+def test_a_failed_first_run_is_run_again(signer: CallbackSigner) -> None:
+    app, outcomes = CountingApp(), []
+    client = middleware_for(app, outcomes)
+    request = signer.text("hi")
+    app.failing = True
+    assert send(client, request).status_code == 500
+    app.failing = False
+    retry = retry_of(signer, request)
+    assert signer.decrypt_reply(send(client, retry).get_data(), retry) == b"<xml>run 2 first</xml>"
+
+
+def test_an_app_exception_releases_the_claim(signer: CallbackSigner) -> None:
+    calls: list[int] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("crash")
+        start_response("200 OK", [])
+        return [b"<xml>ok</xml>"]
+
+    client = Client(WeComMiddleware(app, WeComCrypto(TOKEN, KEY, CORP_ID), clock=lambda: NOW))
+    request = signer.text("hi")
+    with pytest.raises(RuntimeError):
+        send(client, request)
+    assert send(client, retry_of(signer, request)).status_code == 200
+    assert len(calls) == 2
+
+
+def test_dedup_off_runs_every_retry(signer: CallbackSigner) -> None:
+    app, outcomes = CountingApp(), []
+    client = middleware_for(app, outcomes, dedup=False)
+    request = signer.text("hi")
+    for r in [request, retry_of(signer, request)]:
+        send(client, r)
+    assert app.executions == 2
+    assert [o.dedup for o in outcomes] == [None, None]
