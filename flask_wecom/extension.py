@@ -31,6 +31,7 @@ from typing import Any, TypeVar, cast
 import click
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
+from flask.cli import AppGroup
 from werkzeug.local import LocalProxy
 
 from .crypto import WeComCrypto
@@ -122,6 +123,12 @@ class WeCom:
         :raises RuntimeError: required configuration is missing or malformed, or
             this instance is already registered on ``app``.
         """
+        state: _AppState | None = app.extensions.get("wecom")
+        if (state and self.name in state.mounted) or self.name in app.blueprints:
+            raise RuntimeError(
+                f"a WeCom named {self.name!r} is already registered on this app; "
+                "give a second instance its own name=..."
+            )
         app.register_blueprint(self.blueprint)
 
     def settings(self, app: Flask) -> dict[str, Any]:
@@ -164,11 +171,6 @@ class WeCom:
         """Blueprint hook: add this endpoint to the app's middleware, installing it once."""
         app = cast(Flask, state.app)
         app_state: _AppState = app.extensions.setdefault("wecom", _AppState())
-        if self.name in app_state.mounted:
-            raise RuntimeError(
-                f"WeCom {self.name!r} is already registered on this app; give a second "
-                "instance its own name=..."
-            )
         settings = self.settings(app)
         path = (state.url_prefix or "").rstrip("/") + settings["PATH"]
         endpoint = Endpoint(path, self._credentials(settings), settings["FORMAT"], name=self.name)
@@ -255,20 +257,21 @@ class WeCom:
     def handle(self, message: Message) -> Reply | None:
         """Run the matching handler and turn its result into a reply (None: no reply).
 
-        A ``str`` result becomes a :class:`~flask_wecom.replies.TextReply`.
+        A ``str`` result becomes a :class:`~flask_wecom.replies.TextReply`. If the
+        handler raises (or returns something else), the error handler decides the
+        reply; without one the error is logged and there is no reply.
         """
         try:
-            result = self.router.dispatch(message)
+            return _as_reply(self.router.dispatch(message))
         except Exception as exc:
             if self._error_handler is None:
                 logger.exception("handler for %s/%s failed", message.type, message.event)
                 return None
             try:
-                result = self._error_handler(message, exc)
+                return _as_reply(self._error_handler(message, exc))
             except Exception:
                 logger.exception("the WeCom error handler failed")
                 return None
-        return _as_reply(result)
 
     def _view(self) -> Response:
         message: Message = request.environ["wecom.message"]
@@ -295,9 +298,9 @@ def _as_reply(result: Any) -> Reply | None:
     )
 
 
-def _cli_group() -> click.Group:
+def _cli_group() -> AppGroup:
     """``flask wecom ...`` commands."""
-    group = click.Group("wecom", help="WeCom (企业微信) callback endpoints.")
+    group = AppGroup("wecom", help="WeCom (企业微信) callback endpoints.")
 
     @group.command("endpoints")
     @click.option("--base-url", default="https://your.domain", help="The public URL of this app.")
