@@ -51,6 +51,7 @@ from typing import Any
 
 from .errors import APIError, TransportError
 from .menu import validate_menu
+from .replies import ImageReply, NewsReply, Reply, TextReply, VideoReply, VoiceReply
 from .stores import MemoryStore, Store
 
 try:
@@ -405,6 +406,42 @@ class WeComClient:
         message: dict[str, Any] = {key: ids for key, ids in recipients.items() if ids}
         message.update(msgtype=msgtype, **{msgtype: content}, **options)
         return self.send_message(message)
+
+    def send_reply(self, reply: Reply, *, to_user: str) -> dict[str, Any]:
+        """Send what would have been a passive reply as an app message (发送应用消息).
+
+        Used for handlers that finished after WeCom's 5-second deadline. Text,
+        image, voice, video and news replies have message/send equivalents; card
+        updates do not and raise :class:`ValueError`.
+        """
+        content: dict[str, Any]
+        if isinstance(reply, TextReply):
+            msgtype, content = "text", {"content": reply.content}
+        elif isinstance(reply, ImageReply | VoiceReply):
+            msgtype, content = reply.msg_type, {"media_id": reply.media_id}
+        elif isinstance(reply, VideoReply):
+            msgtype = "video"
+            content = {
+                "media_id": reply.media_id,
+                "title": reply.title,
+                "description": reply.description,
+            }
+        elif isinstance(reply, NewsReply):
+            msgtype = "news"
+            content = {
+                "articles": [
+                    {
+                        "title": a.title,
+                        "description": a.description,
+                        "url": a.url,
+                        "picurl": a.pic_url,
+                    }
+                    for a in reply.articles
+                ]
+            }
+        else:
+            raise ValueError(f"{type(reply).__name__} has no message/send equivalent")
+        return self._send_typed(msgtype, content, to_user, "", "")
 
     # Custom menu (自定义菜单)
 

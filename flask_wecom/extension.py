@@ -24,23 +24,28 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import click
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, copy_current_request_context, current_app, request
 from flask.blueprints import BlueprintSetupState
 from flask.cli import AppGroup
 from werkzeug.local import LocalProxy
 
+from .client import WeComClient
 from .crypto import WeComCrypto
 from .dedup import Deduplicator
-from .errors import AESKeyError, ReplyError
+from .errors import AESKeyError, ReplyError, WeComError
+from .menu import load_menu
 from .messages import Message
 from .middleware import DEFAULT_MAX_BODY, DEFAULT_TOLERANCE, Endpoint, OutcomeHook, WeComMiddleware
 from .replies import Reply, TextReply
-from .router import Handler, Pattern, Router
+from .router import Handler, Pattern, Router, RuleMatch
 from .stores import Store, store_from_url
 
 __all__ = ["WeCom", "current_message"]
@@ -67,16 +72,26 @@ CONFIG_DEFAULTS: Mapping[str, Any] = {
     "DEDUP_TTL": 600.0,
     "DEDUP_LEASE": 3.0,
     "DEDUP_WAIT": 4.0,
+    "DEADLINE": 4.0,
+    "THREADS": 8,
+    "SECRET": "",
+    "AGENT_ID": "",
+    "API_BASE_URL": "https://qyapi.weixin.qq.com",
 }
 
 
 @dataclass
 class _AppState:
-    """What one Flask app knows about WeCom: its middleware, store and mounted extensions."""
+    """What one Flask app knows about WeCom: its middleware, store, pool and agents."""
 
-    middleware: WeComMiddleware | None = None
-    store: Store | None = None
+    middleware: WeComMiddleware
+    #: The dedup store, also caching access tokens (memory, or Redis with WECOM_REDIS_URL).
+    store: Store
+    #: Runs handlers under the deadline, and deferred handlers.
+    pool: ThreadPoolExecutor
     mounted: dict[str, WeCom] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    clients: dict[str, WeComClient] = field(default_factory=dict)
 
 
 class WeCom:
@@ -170,35 +185,42 @@ class WeCom:
     def _mount(self, state: BlueprintSetupState) -> None:
         """Blueprint hook: add this endpoint to the app's middleware, installing it once."""
         app = cast(Flask, state.app)
-        app_state: _AppState = app.extensions.setdefault("wecom", _AppState())
         settings = self.settings(app)
         path = (state.url_prefix or "").rstrip("/") + settings["PATH"]
         endpoint = Endpoint(path, self._credentials(settings), settings["FORMAT"], name=self.name)
-        if app_state.middleware is None:
-            app_state.store = store_from_url(settings["REDIS_URL"])
-            dedup = settings["DEDUP"] and Deduplicator(
-                app_state.store,
-                ttl=float(settings["DEDUP_TTL"]),
-                lease=float(settings["DEDUP_LEASE"]),
-                wait=float(settings["DEDUP_WAIT"]),
-            )
-            app_state.middleware = WeComMiddleware(
-                app.wsgi_app,
-                endpoints=[endpoint],
-                max_body=int(settings["MAX_BODY"]),
-                tolerance=float(settings["TOLERANCE"]),
-                hooks=self.hooks,
-                dedup=dedup,
-            )
-            app.wsgi_app = app_state.middleware  # type: ignore[method-assign]  # Flask's documented way
-            app.cli.add_command(_cli_group())
+        app_state: _AppState | None = app.extensions.get("wecom")
+        if app_state is None:
+            app_state = app.extensions["wecom"] = self._install(app, endpoint, settings)
         else:
             app_state.middleware.add_endpoint(endpoint)
             app_state.middleware.hooks.extend(self.hooks)
         app_state.mounted[self.name] = self
+        app_state.settings[self.name] = settings
         app.add_url_rule(
             path, f"{self.name}.callback", self._view, methods=["POST"], strict_slashes=True
         )
+
+    def _install(self, app: Flask, endpoint: Endpoint, settings: Mapping[str, Any]) -> _AppState:
+        """Wrap ``app.wsgi_app`` in the middleware (once per app) and add ``flask wecom``."""
+        store = store_from_url(settings["REDIS_URL"])
+        dedup = settings["DEDUP"] and Deduplicator(
+            store,
+            ttl=float(settings["DEDUP_TTL"]),
+            lease=float(settings["DEDUP_LEASE"]),
+            wait=float(settings["DEDUP_WAIT"]),
+        )
+        middleware = WeComMiddleware(
+            app.wsgi_app,
+            endpoints=[endpoint],
+            max_body=int(settings["MAX_BODY"]),
+            tolerance=float(settings["TOLERANCE"]),
+            hooks=self.hooks,
+            dedup=dedup,
+        )
+        app.wsgi_app = middleware  # type: ignore[method-assign]  # Flask's documented way
+        app.cli.add_command(_cli_group())
+        pool = ThreadPoolExecutor(int(settings["THREADS"]), thread_name_prefix="flask-wecom")
+        return _AppState(middleware, store, pool)
 
     # -- decorators -----------------------------------------------------------------------
 
@@ -209,13 +231,18 @@ class WeCom:
         content: Pattern | None = None,
         agent_id: int | None = None,
         when: Callable[[Message], bool] | None = None,
+        deferred: bool = False,
     ) -> Callable[[H], H]:
         """Decorator: handle messages of ``type`` (``"text"``, ``"image"``, ...).
 
         ``content`` is an exact text or a compiled pattern; its groups are passed
-        to the handler (unnamed as arguments, named as keyword arguments).
+        to the handler (unnamed as arguments, named as keyword arguments). A
+        ``deferred`` handler runs after WeCom got its empty answer; its result is
+        sent with message/send.
         """
-        return self.router.message(type, content=content, agent_id=agent_id, when=when)
+        return self.router.message(
+            type, content=content, agent_id=agent_id, when=when, deferred=deferred
+        )
 
     def event(
         self,
@@ -225,10 +252,16 @@ class WeCom:
         change_type: str | None = None,
         agent_id: int | None = None,
         when: Callable[[Message], bool] | None = None,
+        deferred: bool = False,
     ) -> Callable[[H], H]:
         """Decorator: handle the event ``event`` (any case), optionally by key or ChangeType."""
         return self.router.event(
-            event, key=key, change_type=change_type, agent_id=agent_id, when=when
+            event,
+            key=key,
+            change_type=change_type,
+            agent_id=agent_id,
+            when=when,
+            deferred=deferred,
         )
 
     def suite(self, info_type: str, *, change_type: str | None = None) -> Callable[[H], H]:
@@ -261,8 +294,12 @@ class WeCom:
         handler raises (or returns something else), the error handler decides the
         reply; without one the error is logged and there is no reply.
         """
+        found = self.router.resolve(message)
+        return None if found is None else self._run(found, message)
+
+    def _run(self, found: RuleMatch, message: Message) -> Reply | None:
         try:
-            return _as_reply(self.router.dispatch(message))
+            return _as_reply(found.call(message))
         except Exception as exc:
             if self._error_handler is None:
                 logger.exception("handler for %s/%s failed", message.type, message.event)
@@ -275,7 +312,30 @@ class WeCom:
 
     def _view(self) -> Response:
         message: Message = request.environ["wecom.message"]
-        reply = self.handle(message)
+        found = self.router.resolve(message)
+        if found is None:
+            return Response(b"", 200)
+        app = cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        state: _AppState = app.extensions["wecom"]
+        deadline = float(state.settings[self.name]["DEADLINE"])
+        if not found.rule.deferred and deadline <= 0:
+            return self._passive(self._run(found, message), message)
+        future = state.pool.submit(copy_current_request_context(self._run), found, message)
+        if not found.rule.deferred:
+            try:
+                return self._passive(future.result(timeout=deadline), message)
+            except FutureTimeout:
+                logger.warning(
+                    "handler for %s/%s missed the %.1f s deadline; its reply goes by message/send",
+                    message.type,
+                    message.event,
+                    deadline,
+                )
+        future.add_done_callback(lambda done: self._send_later(app, message, done.result()))
+        return Response(b"", 200)
+
+    def _passive(self, reply: Reply | None, message: Message) -> Response:
+        """The plaintext passive reply (the middleware encrypts it), or an empty 200."""
         if reply is None:
             return Response(b"", 200)
         try:
@@ -286,6 +346,40 @@ class WeCom:
             )
             return Response(b"", 200)
         return Response(body, 200, content_type="text/plain; charset=utf-8")
+
+    def client(self, app: Flask | None = None) -> WeComClient:
+        """The WeCom API client of this agent (``WECOM_SECRET``, ``WECOM_AGENT_ID``), made once.
+
+        Its access token is cached in the app's store, so with ``WECOM_REDIS_URL``
+        every worker and host shares one token.
+        """
+        app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        state: _AppState = app.extensions["wecom"]
+        if self.name not in state.clients:
+            settings = state.settings[self.name]
+            if not settings["SECRET"] or not settings["AGENT_ID"]:
+                raise RuntimeError(
+                    f"WeCom {self.name!r} needs {self.config_prefix}SECRET and "
+                    f"{self.config_prefix}AGENT_ID to call the WeCom API (发送应用消息)"
+                )
+            state.clients[self.name] = WeComClient(
+                settings["CORP_ID"],
+                settings["SECRET"],
+                agent_id=int(settings["AGENT_ID"]),
+                base_url=settings["API_BASE_URL"],
+                store=state.store,
+            )
+        return state.clients[self.name]
+
+    def _send_later(self, app: Flask, message: Message, reply: Reply | None) -> None:
+        """Send a late or deferred handler's reply to the sender with message/send."""
+        if reply is None:
+            return
+        try:
+            with app.app_context():
+                self.client(app).send_reply(reply, to_user=message.from_user_name or "")
+        except Exception:
+            logger.exception("could not send the late reply for %s/%s", message.type, message.event)
 
 
 def _as_reply(result: Any) -> Reply | None:
@@ -300,14 +394,14 @@ def _as_reply(result: Any) -> Reply | None:
 
 def _cli_group() -> AppGroup:
     """``flask wecom ...`` commands."""
-    group = AppGroup("wecom", help="WeCom (企业微信) callback endpoints.")
+    group = AppGroup("wecom", help="WeCom (企业微信) callback endpoints and custom menus.")
 
     @group.command("endpoints")
     @click.option("--base-url", default="https://your.domain", help="The public URL of this app.")
     def endpoints(base_url: str) -> None:
         """Print each callback URL to paste into the WeCom admin console."""
         state: _AppState = current_app.extensions["wecom"]
-        for endpoint in state.middleware.endpoints if state.middleware else ():
+        for endpoint in state.middleware.endpoints:
             receive_ids = ", ".join(repr(r) for c in endpoint.credentials for r in c.receive_ids)
             click.echo(
                 f"{endpoint.name}: {base_url.rstrip('/')}{endpoint.path}  "
@@ -315,4 +409,48 @@ def _cli_group() -> AppGroup:
                 f"receive id {receive_ids})"
             )
 
+    menu = AppGroup("menu", help="The agent's custom menu (自定义菜单).")
+    group.add_command(menu)
+    agent = click.option("--agent", "name", default="wecom", help="Which WeCom instance (name=).")
+
+    @menu.command("push")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    @agent
+    def push(path: str, name: str) -> None:
+        """Validate the menu in PATH (JSON or YAML) and create it (menu/create)."""
+        with _api_errors():
+            _client_of(name).menu_create(load_menu(path))
+        click.echo(f"menu from {path} pushed")
+
+    @menu.command("show")
+    @agent
+    def show(name: str) -> None:
+        """Print the current menu as JSON (menu/get)."""
+        with _api_errors():
+            click.echo(json.dumps(_client_of(name).menu_get(), ensure_ascii=False, indent=2))
+
+    @menu.command("delete")
+    @agent
+    def delete(name: str) -> None:
+        """Remove the menu (menu/delete)."""
+        with _api_errors():
+            _client_of(name).menu_delete()
+        click.echo("menu deleted")
+
     return group
+
+
+def _client_of(name: str) -> WeComClient:
+    state: _AppState = current_app.extensions["wecom"]
+    if name not in state.mounted:
+        raise click.UsageError(f"no WeCom instance named {name!r}; have {sorted(state.mounted)}")
+    return state.mounted[name].client()
+
+
+@contextmanager
+def _api_errors() -> Iterator[None]:
+    """Turn configuration and API errors into a clean CLI error (exit code 1)."""
+    try:
+        yield
+    except (WeComError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -68,6 +68,8 @@ class Rule:
     :param agent_id: the AgentID.
     :param info_type: the suite InfoType (``.info_type``), case-insensitive.
     :param when: any other predicate on the message.
+    :param deferred: answer WeCom at once with no reply and run the handler in the
+        background; its result is sent later (the extension sends it with message/send).
     """
 
     handler: Handler
@@ -79,6 +81,7 @@ class Rule:
     agent_id: int | None = None
     info_type: str | None = None
     when: Callable[[Message], bool] | None = None
+    deferred: bool = False
 
     def match(self, message: Message) -> RuleMatch | None:
         """Return a :class:`RuleMatch` if ``message`` meets every criterion, else None."""
@@ -151,9 +154,12 @@ class Router:
         content: Pattern | None = None,
         agent_id: int | None = None,
         when: Callable[[Message], bool] | None = None,
+        deferred: bool = False,
     ) -> Callable[[H], H]:
         """Decorator: route messages of ``type`` (``"text"``, ``"image"`` ...) to the function."""
-        return self.route(type=type, content=content, agent_id=agent_id, when=when)
+        return self.route(
+            type=type, content=content, agent_id=agent_id, when=when, deferred=deferred
+        )
 
     def event(
         self,
@@ -163,10 +169,16 @@ class Router:
         change_type: str | None = None,
         agent_id: int | None = None,
         when: Callable[[Message], bool] | None = None,
+        deferred: bool = False,
     ) -> Callable[[H], H]:
         """Decorator: route the event named ``event`` (any case) to the function."""
         return self.route(
-            event=event, event_key=key, change_type=change_type, agent_id=agent_id, when=when
+            event=event,
+            event_key=key,
+            change_type=change_type,
+            agent_id=agent_id,
+            when=when,
+            deferred=deferred,
         )
 
     def suite(
