@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import click
 from flask import Blueprint, Flask, Response, copy_current_request_context, current_app, request
@@ -80,6 +80,18 @@ CONFIG_DEFAULTS: Mapping[str, Any] = {
 }
 
 
+class Deferrer(Protocol):
+    """Runs ``deferred=True`` handlers somewhere else than the web worker.
+
+    The default runs them on the app's bounded thread pool. :class:`flask_wecom.rq.RQDeferrer`
+    hands them to RQ workers on the same Redis, for deployments that outgrow one machine.
+    """
+
+    def defer(self, wecom_name: str, plaintext: bytes) -> None:
+        """Arrange for ``WeCom`` instance ``wecom_name`` to handle ``plaintext`` later."""
+        ...
+
+
 @dataclass
 class _AppState:
     """What one Flask app knows about WeCom: its middleware, store, pool and agents."""
@@ -102,6 +114,9 @@ class WeCom:
         serves several agents.
     :param config_prefix: where settings are read from in ``app.config``:
         ``WECOM_`` gives ``WECOM_TOKEN``, ``WECOM_ENCODING_AES_KEY``, ...
+    :param hooks: outcome hooks for the middleware (metrics, see :class:`Outcome`).
+    :param deferrer: where ``deferred=True`` handlers run (default: a thread pool
+        in the web worker; see :mod:`flask_wecom.rq`).
     :param options: settings given directly, by their lower-case key without the
         prefix (``token=..., corp_id=..., path=...``); they win over ``app.config``.
     """
@@ -113,6 +128,7 @@ class WeCom:
         name: str = "wecom",
         config_prefix: str = "WECOM_",
         hooks: Iterable[OutcomeHook] = (),
+        deferrer: Deferrer | None = None,
         **options: Any,
     ) -> None:
         unknown = {k.upper() for k in options} - set(CONFIG_DEFAULTS) - set(REQUIRED_CONFIG)
@@ -122,6 +138,8 @@ class WeCom:
         self.config_prefix = config_prefix
         self.options = {k.upper(): v for k, v in options.items()}
         self.hooks = list(hooks)
+        #: Where ``deferred=True`` handlers run; None: the app's thread pool.
+        self.deferrer = deferrer
         #: The routing table; the decorators below add to it.
         self.router = Router()
         self._error_handler: ErrorHandler | None = None
@@ -318,6 +336,9 @@ class WeCom:
         app = cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
         state: _AppState = app.extensions["wecom"]
         deadline = float(state.settings[self.name]["DEADLINE"])
+        if found.rule.deferred and self.deferrer is not None:
+            self.deferrer.defer(self.name, request.environ["wecom.plaintext"])
+            return Response(b"", 200)
         if not found.rule.deferred and deadline <= 0:
             return self._passive(self._run(found, message), message)
         future = state.pool.submit(copy_current_request_context(self._run), found, message)
@@ -331,7 +352,7 @@ class WeCom:
                     message.event,
                     deadline,
                 )
-        future.add_done_callback(lambda done: self._send_later(app, message, done.result()))
+        future.add_done_callback(lambda done: self.send_later(app, message, done.result()))
         return Response(b"", 200)
 
     def _passive(self, reply: Reply | None, message: Message) -> Response:
@@ -371,7 +392,7 @@ class WeCom:
             )
         return state.clients[self.name]
 
-    def _send_later(self, app: Flask, message: Message, reply: Reply | None) -> None:
+    def send_later(self, app: Flask, message: Message, reply: Reply | None) -> None:
         """Send a late or deferred handler's reply to the sender with message/send."""
         if reply is None:
             return

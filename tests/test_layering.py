@@ -12,7 +12,7 @@ import flask_wecom
 
 PACKAGE = Path(flask_wecom.__file__).parent
 #: Modules allowed to import a web framework or pytest.
-TOP_LAYER = {"extension", "pytest_plugin", "cli", "__main__"}
+TOP_LAYER = {"extension", "rq", "pytest_plugin", "cli", "__main__"}
 CORE_MODULES = sorted(
     p.stem for p in PACKAGE.glob("*.py") if p.stem not in TOP_LAYER and p.stem != "__init__"
 )

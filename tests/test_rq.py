@@ -1,0 +1,70 @@
+"""Deferred handlers on a real RQ worker process, over a real Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flask_wecom.rq import RQDeferrer
+from flask_wecom.testing import CallbackSigner, WeComTestClient
+from tests.support.fake_wecom_api import FAKE_AGENT_ID, FAKE_CORP_ID, FAKE_SECRET, FakeWeComAPI
+from tests.test_crypto import KEY, TOKEN
+from tests.test_deferred import sent_messages
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_deferred_handler_runs_on_an_rq_worker(
+    fake_wecom_api: FakeWeComAPI, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "WECOM_TOKEN": TOKEN,
+        "WECOM_ENCODING_AES_KEY": KEY,
+        "WECOM_CORP_ID": FAKE_CORP_ID,
+        "WECOM_SECRET": FAKE_SECRET,
+        "WECOM_AGENT_ID": str(FAKE_AGENT_ID),
+        "WECOM_API_BASE_URL": fake_wecom_api.url,
+        "WECOM_REDIS_URL": redis_url,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delitem(sys.modules, "tests.apps.rq_app", raising=False)
+    from tests.apps.rq_app import app, queue
+
+    signer = CallbackSigner(TOKEN, KEY, FAKE_CORP_ID)
+    response = WeComTestClient(app, signer).send_text("Q3", from_user="zhaoliu")
+    assert (response.status, response.body) == (200, b"")
+    assert len(queue) == 1
+    assert fake_wecom_api.state()["messages"] == []  # nothing ran in the web process
+
+    worker = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "rq"),
+            "worker",
+            "wecom-test",
+            "--burst",
+            "--url",
+            redis_url,
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert worker.returncode == 0, worker.stderr
+    [sent] = sent_messages(fake_wecom_api, 1)
+    assert sent["touser"] == "zhaoliu"
+    content = sent["text"]["content"]
+    assert content.startswith("report for Q3 (pid ") and f"pid {os.getpid()})" not in content
+    assert TOKEN not in worker.stdout + worker.stderr and KEY not in worker.stdout + worker.stderr
+
+
+def test_app_path_is_checked() -> None:
+    with pytest.raises(ValueError, match="module:variable"):
+        RQDeferrer(None, "tests.apps.rq_app")  # type: ignore[arg-type]
