@@ -81,12 +81,16 @@ class Endpoint:
     :param format: the reply envelope: ``"xml"`` for apps and suites, ``"json"``
         for AI bots (智能机器人).
     :param name: a label for logs and metrics; defaults to the path.
+    :param acknowledge: answer every accepted callback with this literal, unencrypted
+        text instead of the app's reply: third-party suite command callbacks
+        (指令回调) must be answered ``"success"``.
     """
 
     path: str
     credentials: tuple[WeComCrypto, ...]
     format: EnvelopeFormat = "xml"
     name: str = ""
+    acknowledge: str = ""
 
     def __init__(
         self,
@@ -94,6 +98,7 @@ class Endpoint:
         credentials: WeComCrypto | Sequence[WeComCrypto],
         format: EnvelopeFormat = "xml",
         name: str = "",
+        acknowledge: str = "",
     ) -> None:
         creds = (credentials,) if isinstance(credentials, WeComCrypto) else tuple(credentials)
         if not path.startswith("/"):
@@ -106,6 +111,7 @@ class Endpoint:
         object.__setattr__(self, "credentials", creds)
         object.__setattr__(self, "format", format)
         object.__setattr__(self, "name", name or path)
+        object.__setattr__(self, "acknowledge", acknowledge)
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,18 @@ OutcomeHook = Callable[[Outcome], None]
 def _credential(endpoint: Endpoint, index: int, fallback: WeComCrypto) -> WeComCrypto:
     """The credential set that encrypted a stored reply (it may have been rotated out)."""
     return endpoint.credentials[index] if index < len(endpoint.credentials) else fallback
+
+
+def _reply(
+    endpoint: Endpoint, crypto: WeComCrypto, nonce: str, encrypted: str
+) -> tuple[bytes, list[tuple[str, str]]]:
+    """The body and headers answering a callback whose reply is ``encrypted`` ("" for none)."""
+    if endpoint.acknowledge:
+        return endpoint.acknowledge.encode("utf-8"), [("Content-Type", "text/plain; charset=utf-8")]
+    if not encrypted:
+        return b"", []
+    envelope = crypto.seal(encrypted, nonce, format=endpoint.format)
+    return envelope.encode("utf-8"), [("Content-Type", _CONTENT_TYPES[endpoint.format])]
 
 
 class _Refusal(Exception):
@@ -296,11 +314,7 @@ class WeComMiddleware:
         claim = self._claim(endpoint, request)
         if claim is not None and claim.state in ("replay", "waited"):
             crypto = _credential(endpoint, claim.credential, request.crypto)
-            reply = (
-                crypto.seal(claim.reply, request.nonce, format=endpoint.format)
-                if claim.reply
-                else ""
-            )
+            reply, headers = _reply(endpoint, crypto, request.nonce, claim.reply)
             verdict = "replayed" if claim.state == "replay" else "waited"
             return self._answer(
                 endpoint,
@@ -308,8 +322,8 @@ class WeComMiddleware:
                 Outcome(
                     endpoint.name, verdict, 200, credential=request.credential, dedup=claim.state
                 ),
-                reply.encode("utf-8"),
-                [("Content-Type", _CONTENT_TYPES[endpoint.format])] if reply else [],
+                reply,
+                headers,
             )
         started = time.perf_counter()
         try:
@@ -318,11 +332,14 @@ class WeComMiddleware:
             self._settle(claim, None)
             raise
         elapsed = time.perf_counter() - started
-        sealed = self._seal_reply(endpoint, request, claim, status, reply_body)
-        if sealed is not None:
-            reply_body = sealed
-            headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
-            headers.append(("Content-Type", _CONTENT_TYPES[endpoint.format]))
+        if status.startswith("2"):
+            encrypted = self._encrypt_reply(endpoint, request, reply_body)
+            self._settle(claim, encrypted, request.credential)
+            reply_body, reply_headers = _reply(endpoint, request.crypto, request.nonce, encrypted)
+            if reply_body:
+                headers = reply_headers
+        else:
+            self._settle(claim, None)
         outcome = Outcome(
             endpoint.name,
             "accepted",
@@ -334,9 +351,12 @@ class WeComMiddleware:
         return self._answer(endpoint, start_response, outcome, reply_body, headers, status)
 
     def _claim(self, endpoint: Endpoint, request: _Request) -> Claim | None:
-        if not self.dedup or request.message is None:
+        message = request.message
+        if not self.dedup or message is None:
             return None
-        key = dedup_key(endpoint.name, request.message, request.decrypted.plaintext)
+        if message.is_aibot and message.type == "stream":
+            return None  # a stream refresh reads the latest state; replaying an old one is wrong
+        key = dedup_key(endpoint.name, message, request.decrypted.plaintext)
         return self.dedup.claim(key)
 
     def _settle(self, claim: Claim | None, encrypted: str | None, credential: int = 0) -> None:
@@ -348,18 +368,11 @@ class WeComMiddleware:
         else:
             self.dedup.complete(claim, encrypted, credential)
 
-    def _seal_reply(
-        self, endpoint: Endpoint, request: _Request, claim: Claim | None, status: str, body: bytes
-    ) -> bytes | None:
-        """Encrypt a 2xx reply (recording it for retries); None leaves the response as it is."""
-        if not status.startswith("2"):
-            self._settle(claim, None)
-            return None
-        encrypted = request.crypto.encrypt(body, request.decrypted.receive_id) if body else ""
-        self._settle(claim, encrypted, request.credential)
-        if not encrypted:
-            return None
-        return request.crypto.seal(encrypted, request.nonce, format=endpoint.format).encode("utf-8")
+    def _encrypt_reply(self, endpoint: Endpoint, request: _Request, body: bytes) -> str:
+        """The app's reply, encrypted for the sender ("" for none or an acknowledging endpoint)."""
+        if not body or endpoint.acknowledge:
+            return ""
+        return request.crypto.encrypt(body, request.decrypted.receive_id)
 
     # -- steps ----------------------------------------------------------------------------
 
