@@ -34,10 +34,12 @@ from .replies import WelcomeTextReply as WelcomeTextReply
 from .router import Router as Router
 
 if TYPE_CHECKING:
+    from .extension import AIBot as AIBot
     from .extension import WeCom as WeCom
     from .extension import current_message as current_message
 
 __all__ = [
+    "AIBot",
     "Article",
     "Decrypted",
     "Endpoint",
@@ -65,7 +67,7 @@ __all__ = [
     "signature",
 ]
 
-_FLASK_NAMES = {"WeCom", "current_message"}
+_FLASK_NAMES = {"AIBot", "WeCom", "current_message"}
 
 
 def __getattr__(name: str) -> Any:

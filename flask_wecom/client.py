@@ -63,6 +63,7 @@ __all__ = [
     "RETRY_ERRCODES",
     "TOKEN_INVALID_ERRCODES",
     "TransportError",
+    "post_response_url",
     "WeComClient",
 ]
 
@@ -532,26 +533,76 @@ class WeComClient:
         body: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         """Send one HTTP request; return the JSON object WeCom answered."""
-        where = f"{method} {path}"
-        # Chinese text travels as UTF-8, not as \uXXXX escapes.
-        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-        try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                params=params,
-                data=data,
-                headers=_JSON_HEADERS if data is not None else None,
-                timeout=self.timeout,
-            )
-        except requests.RequestException as error:
-            raise TransportError(f"{where} failed: {type(error).__name__}") from None
-        if response.status_code != 200:
-            raise TransportError(f"{where} answered HTTP {response.status_code}")
-        try:
-            answer = response.json()
-        except ValueError:
-            raise TransportError(f"{where} answered something other than JSON") from None
-        if not isinstance(answer, dict) or not isinstance(answer.get("errcode"), int):
-            raise TransportError(f"{where} answered JSON without an integer errcode")
-        return answer
+        return _exchange(
+            self._session,
+            method,
+            self.base_url + path,
+            f"{method} {path}",
+            params,
+            body,
+            self.timeout,
+        )
+
+
+def _exchange(
+    session: requests.Session,
+    method: str,
+    url: str,
+    where: str,
+    params: Mapping[str, str | int],
+    body: Mapping[str, Any] | None,
+    timeout: float,
+) -> dict[str, Any]:
+    """One HTTP exchange with WeCom; errors name ``where``, never the URL's query."""
+    # Chinese text travels as UTF-8, not as \uXXXX escapes.
+    data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+    try:
+        response = session.request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=_JSON_HEADERS if data is not None else None,
+            timeout=timeout,
+        )
+    except requests.RequestException as error:
+        raise TransportError(f"{where} failed: {type(error).__name__}") from None
+    if response.status_code != 200:
+        raise TransportError(f"{where} answered HTTP {response.status_code}")
+    try:
+        answer = response.json()
+    except ValueError:
+        raise TransportError(f"{where} answered something other than JSON") from None
+    if not isinstance(answer, dict) or not isinstance(answer.get("errcode"), int):
+        raise TransportError(f"{where} answered JSON without an integer errcode")
+    return answer
+
+
+def post_response_url(
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    timeout: float = 10.0,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """An AI bot's active reply (doc 101138): POST plain JSON to a callback's ``response_url``.
+
+    Each ``response_url`` works once, within an hour. Errors never show the URL,
+    whose ``response_code`` is as good as a password for that one reply.
+
+    :raises APIError: WeCom answered a non-zero errcode.
+    :raises TransportError: WeCom could not be reached.
+    """
+    if requests is None:
+        raise ImportError(
+            "posting to response_url needs requests: pip install 'flask-wecom[client]'"
+        )
+    http = session or requests.Session()
+    try:
+        answer = _exchange(http, "POST", url, "POST response_url", {}, payload, timeout)
+    finally:
+        if session is None:
+            http.close()
+    if answer["errcode"] != 0:
+        raise APIError(answer["errcode"], str(answer.get("errmsg", "")))
+    return answer

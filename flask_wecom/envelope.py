@@ -78,7 +78,7 @@ def extract_encrypted(body: bytes | str | Mapping[str, Any]) -> str:
     if start == b"{":
         try:
             document = json.loads(raw)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
             raise ParseError(f"malformed JSON envelope: {exc}") from exc
         if not isinstance(document, dict):
             raise ParseError("the JSON envelope is not an object")

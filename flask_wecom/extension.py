@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -37,18 +38,19 @@ from flask.blueprints import BlueprintSetupState
 from flask.cli import AppGroup
 from werkzeug.local import LocalProxy
 
-from .client import WeComClient
+from .client import WeComClient, post_response_url
 from .crypto import WeComCrypto
 from .dedup import Deduplicator
 from .errors import AESKeyError, ReplyError, WeComError
 from .menu import load_menu
 from .messages import Message
 from .middleware import DEFAULT_MAX_BODY, DEFAULT_TOLERANCE, Endpoint, OutcomeHook, WeComMiddleware
-from .replies import Reply, TextReply
+from .replies import Reply, StreamReply, TemplateCardReply, TextReply, WelcomeTextReply
 from .router import Handler, Pattern, Router, RuleMatch
 from .stores import Store, store_from_url
+from .streams import StreamStore
 
-__all__ = ["WeCom", "current_message"]
+__all__ = ["AIBot", "Deferrer", "WeCom", "current_message"]
 
 logger = logging.getLogger("flask_wecom")
 
@@ -58,13 +60,20 @@ ErrorHandler = Callable[[Message, Exception], Any]
 #: The message being handled, inside a handler (like ``flask.request``).
 current_message: Message = cast(Message, LocalProxy(lambda: request.environ["wecom.message"]))
 
-#: Configuration keys without a default (after the prefix, e.g. ``WECOM_TOKEN``).
+#: Per-endpoint keys without a default (after the prefix, e.g. ``WECOM_TOKEN``).
 REQUIRED_CONFIG = ("TOKEN", "ENCODING_AES_KEY", "CORP_ID")
-#: Every other configuration key and its default; the README has the full table.
+#: Per-endpoint keys with their defaults, read with each instance's ``config_prefix``.
 CONFIG_DEFAULTS: Mapping[str, Any] = {
     "PATH": "/wecom",
     "FORMAT": "xml",
     "PREVIOUS_CREDENTIALS": (),
+    "DEADLINE": 4.0,
+    "SECRET": "",
+    "AGENT_ID": "",
+    "API_BASE_URL": "https://qyapi.weixin.qq.com",
+}
+#: App-wide keys with their defaults, always read as ``WECOM_<KEY>``.
+APP_CONFIG_DEFAULTS: Mapping[str, Any] = {
     "MAX_BODY": DEFAULT_MAX_BODY,
     "TOLERANCE": DEFAULT_TOLERANCE,
     "DEDUP": True,
@@ -72,12 +81,9 @@ CONFIG_DEFAULTS: Mapping[str, Any] = {
     "DEDUP_TTL": 600.0,
     "DEDUP_LEASE": 3.0,
     "DEDUP_WAIT": 4.0,
-    "DEADLINE": 4.0,
     "THREADS": 8,
-    "SECRET": "",
-    "AGENT_ID": "",
-    "API_BASE_URL": "https://qyapi.weixin.qq.com",
 }
+_APP_PREFIX = "WECOM_"
 
 
 class Deferrer(Protocol):
@@ -101,6 +107,8 @@ class _AppState:
     store: Store
     #: Runs handlers under the deadline, and deferred handlers.
     pool: ThreadPoolExecutor
+    #: Gathers AI-bot stream chunks (long-running, so apart from the handler pool).
+    stream_pool: ThreadPoolExecutor
     mounted: dict[str, WeCom] = field(default_factory=dict)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     clients: dict[str, WeComClient] = field(default_factory=dict)
@@ -131,7 +139,8 @@ class WeCom:
         deferrer: Deferrer | None = None,
         **options: Any,
     ) -> None:
-        unknown = {k.upper() for k in options} - set(CONFIG_DEFAULTS) - set(REQUIRED_CONFIG)
+        known = {*REQUIRED_CONFIG, *CONFIG_DEFAULTS, *APP_CONFIG_DEFAULTS}
+        unknown = {k.upper() for k in options} - known
         if unknown:
             raise TypeError(f"unknown WeCom options: {', '.join(sorted(unknown))}")
         self.name = name
@@ -164,18 +173,29 @@ class WeCom:
             )
         app.register_blueprint(self.blueprint)
 
+    #: Defaults that differ for this kind of endpoint (the AI bot's JSON, for instance).
+    preset: Mapping[str, Any] = {}
+
     def settings(self, app: Flask) -> dict[str, Any]:
         """The effective settings for ``app``: options, then ``app.config``, then defaults."""
-        for key, default in CONFIG_DEFAULTS.items():
-            app.config.setdefault(self.config_prefix + key, default)
-        keys = (*REQUIRED_CONFIG, *CONFIG_DEFAULTS)
-        found = {key: app.config.get(self.config_prefix + key) for key in keys}
+        found: dict[str, Any] = {}
+        for prefix, defaults in (
+            (
+                self.config_prefix,
+                {**dict.fromkeys(REQUIRED_CONFIG), **CONFIG_DEFAULTS, **self.preset},
+            ),
+            (_APP_PREFIX, APP_CONFIG_DEFAULTS),
+        ):
+            for key, default in defaults.items():
+                if default is not None:
+                    app.config.setdefault(prefix + key, default)
+                found[key] = app.config.get(prefix + key)
         found.update(self.options)
         if isinstance(found["DEDUP"], str):  # from the environment: "0", "false", "off" ...
             found["DEDUP"] = found["DEDUP"].strip().lower() in ("1", "true", "yes", "on")
         if isinstance(found["PREVIOUS_CREDENTIALS"], str):  # from the environment: JSON
             found["PREVIOUS_CREDENTIALS"] = json.loads(found["PREVIOUS_CREDENTIALS"] or "[]")
-        missing = [self.config_prefix + k for k, v in found.items() if v is None]
+        missing = [self.config_prefix + k for k in REQUIRED_CONFIG if found[k] is None]
         if missing:
             raise RuntimeError(
                 f"WeCom {self.name!r} needs {', '.join(missing)}: set them in app.config "
@@ -237,8 +257,10 @@ class WeCom:
         )
         app.wsgi_app = middleware  # type: ignore[method-assign]  # Flask's documented way
         app.cli.add_command(_cli_group())
-        pool = ThreadPoolExecutor(int(settings["THREADS"]), thread_name_prefix="flask-wecom")
-        return _AppState(middleware, store, pool)
+        threads = int(settings["THREADS"])
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="flask-wecom")
+        streams = ThreadPoolExecutor(threads, thread_name_prefix="flask-wecom-stream")
+        return _AppState(middleware, store, pool, streams)
 
     # -- decorators -----------------------------------------------------------------------
 
@@ -317,19 +339,35 @@ class WeCom:
 
     def _run(self, found: RuleMatch, message: Message) -> Reply | None:
         try:
-            return _as_reply(found.call(message))
+            return self.to_reply(found.call(message), message)
         except Exception as exc:
             if self._error_handler is None:
                 logger.exception("handler for %s/%s failed", message.type, message.event)
                 return None
             try:
-                return _as_reply(self._error_handler(message, exc))
+                return self.to_reply(self._error_handler(message, exc), message)
             except Exception:
                 logger.exception("the WeCom error handler failed")
                 return None
 
+    def to_reply(self, result: Any, message: Message) -> Reply | None:
+        """Turn a handler's return value into a reply: a ``str`` becomes a text reply.
+
+        :raises TypeError: the handler returned something that is not a reply.
+        """
+        if result is None or isinstance(result, Reply):
+            return result
+        if isinstance(result, str):
+            return TextReply(result) if result else None
+        raise TypeError(
+            f"a WeCom handler must return str, a Reply or None, not {type(result).__name__}"
+        )
+
     def _view(self) -> Response:
         message: Message = request.environ["wecom.message"]
+        early = self.answer_without_handler(message)
+        if early is not None:
+            return self._passive(early, message)
         found = self.router.resolve(message)
         if found is None:
             return Response(b"", 200)
@@ -354,6 +392,10 @@ class WeCom:
                 )
         future.add_done_callback(lambda done: self.send_later(app, message, done.result()))
         return Response(b"", 200)
+
+    def answer_without_handler(self, message: Message) -> Reply | None:
+        """A reply the endpoint gives itself, before any handler (None: route as usual)."""
+        return None
 
     def _passive(self, reply: Reply | None, message: Message) -> Response:
         """The plaintext passive reply (the middleware encrypts it), or an empty 200."""
@@ -393,24 +435,104 @@ class WeCom:
         return state.clients[self.name]
 
     def send_later(self, app: Flask, message: Message, reply: Reply | None) -> None:
-        """Send a late or deferred handler's reply to the sender with message/send."""
+        """Deliver a late or deferred handler's reply; errors are logged, never raised."""
         if reply is None:
             return
         try:
             with app.app_context():
-                self.client(app).send_reply(reply, to_user=message.from_user_name or "")
+                self.deliver(app, message, reply)
         except Exception:
             logger.exception("could not send the late reply for %s/%s", message.type, message.event)
 
+    def deliver(self, app: Flask, message: Message, reply: Reply) -> None:
+        """Send ``reply`` to the sender outside the callback (发送应用消息, message/send)."""
+        self.client(app).send_reply(reply, to_user=message.from_user_name or "")
 
-def _as_reply(result: Any) -> Reply | None:
-    if result is None or isinstance(result, Reply):
-        return result
-    if isinstance(result, str):
-        return TextReply(result) if result else None
-    raise TypeError(
-        f"a WeCom handler must return str, a Reply or None, not {type(result).__name__}"
-    )
+
+class AIBot(WeCom):
+    """An AI bot (智能机器人) in API mode: JSON callbacks, receive id ``""``, stream replies.
+
+    Configured like :class:`WeCom` but under ``WECOM_AIBOT_`` (``WECOM_AIBOT_TOKEN``,
+    ``WECOM_AIBOT_ENCODING_AES_KEY``; ``WECOM_AIBOT_PATH`` defaults to ``/aibot``).
+    A handler may return:
+
+    * a ``str``: the whole answer (a finished stream; the welcome text for ``enter_chat``);
+    * an iterator or generator of text chunks (and
+      :class:`~flask_wecom.replies.StreamImage` objects): the first callback is answered
+      at once with a stream id, the chunks are gathered in the background, and every
+      refresh callback gets all the content so far, until the iterator ends;
+    * any bot reply object, or None.
+
+    Stream state lives in the app's store (Redis with ``WECOM_REDIS_URL``), so a refresh
+    that lands on another worker or host is answered correctly. Late replies go to the
+    message's ``response_url`` (:meth:`respond`).
+    """
+
+    preset: Mapping[str, Any] = {"FORMAT": "json", "CORP_ID": "", "PATH": "/aibot"}
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        name: str = "aibot",
+        config_prefix: str = "WECOM_AIBOT_",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, name=name, config_prefix=config_prefix, **kwargs)
+
+    def streams(self, app: Flask | None = None) -> StreamStore:
+        """The stream states of this app (in its store)."""
+        app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        return StreamStore(app.extensions["wecom"].store)
+
+    def answer_without_handler(self, message: Message) -> Reply | None:
+        """Stream refresh callbacks (流式消息刷新) are answered from the stream state."""
+        if message.is_aibot and message.type == "stream":
+            stream = message.raw.get("stream") or {}
+            return self.streams().snapshot(str(stream.get("id", "")))
+        return None
+
+    def to_reply(self, result: Any, message: Message) -> Reply | None:
+        """A ``str`` is a finished stream (welcome text for enter_chat); an iterator streams."""
+        if isinstance(result, str):
+            if not result:
+                return None
+            if message.event == "enter_chat":
+                return WelcomeTextReply(result)
+            return StreamReply(secrets.token_urlsafe(16), result, finish=True)
+        if isinstance(result, Iterable) and not isinstance(result, Reply | bytes | Mapping):
+            app = cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+            streams = self.streams(app)
+            stream_id = streams.start()
+            state: _AppState = app.extensions["wecom"]
+            state.stream_pool.submit(copy_current_request_context(streams.run), stream_id, result)
+            return StreamReply(stream_id)
+        return super().to_reply(result, message)
+
+    def deliver(self, app: Flask, message: Message, reply: Reply) -> None:
+        """A late bot reply goes to the message's response_url as markdown (or a card)."""
+        self.respond(message, reply)
+
+    def respond(self, message: Message, reply: Reply | str) -> None:
+        """Actively reply to ``message`` through its ``response_url`` (once, within an hour).
+
+        A ``str`` or a text/stream reply is sent as markdown; a template card as a card.
+
+        :raises ValueError: the message has no response_url, or the reply has no active form.
+        :raises APIError: WeCom refused it (e.g. the response_url was used already).
+        """
+        url = getattr(message, "response_url", None)
+        if not url:
+            raise ValueError("this message has no response_url to answer")
+        payload: dict[str, Any]
+        if isinstance(reply, TemplateCardReply):
+            payload = {"msgtype": "template_card", "template_card": reply.card}
+        else:
+            content = reply if isinstance(reply, str) else getattr(reply, "content", None)
+            if not isinstance(content, str):
+                raise ValueError(f"{type(reply).__name__} cannot be sent to response_url")
+            payload = {"msgtype": "markdown", "markdown": {"content": content}}
+        post_response_url(url, payload)
 
 
 def _cli_group() -> AppGroup:

@@ -336,8 +336,9 @@ class WeComMiddleware:
             encrypted = self._encrypt_reply(endpoint, request, reply_body)
             self._settle(claim, encrypted, request.credential)
             reply_body, reply_headers = _reply(endpoint, request.crypto, request.nonce, encrypted)
-            if reply_body:
-                headers = reply_headers
+            if reply_body:  # the app's own headers stay; only the body's type changes
+                headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+                headers += reply_headers
         else:
             self._settle(claim, None)
         outcome = Outcome(

@@ -67,6 +67,7 @@ _ENDPOINTS = {
     ("POST", "/cgi-bin/menu/create"),
     ("GET", "/cgi-bin/menu/get"),
     ("GET", "/cgi-bin/menu/delete"),
+    ("POST", "/cgi-bin/aibot/response"),
 }
 
 
@@ -91,6 +92,8 @@ class _FakeState:
             self._recalled: list[str] = []
             self._menus: dict[str, Json] = {}
             self._failures: list[Json] = []  # {"errcode", "errmsg", "times", "path"}
+            self._aibot_responses: list[Json] = []
+            self._used_response_codes: set[str] = set()
         return {}
 
     def configure(self, body: Json) -> Json:
@@ -133,6 +136,7 @@ class _FakeState:
                 "raw_bodies": list(self._raw_bodies),
                 "recalled": list(self._recalled),
                 "menus": dict(self._menus),
+                "aibot_responses": list(self._aibot_responses),
             }
 
     def count_call(self, path: str) -> Json | None:
@@ -189,6 +193,15 @@ class _FakeState:
         if message.get("msgtype") == "template_card":
             answer["response_code"] = secrets.token_urlsafe(24)
         return answer
+
+    def record_aibot_response(self, response_code: str, body: Json) -> Json:
+        """An AI bot's active reply: each response_code works once (doc 101138)."""
+        with self._lock:
+            if not response_code or response_code in self._used_response_codes:
+                return {"errcode": 40001, "errmsg": "invalid response_code"}
+            self._used_response_codes.add(response_code)
+            self._aibot_responses.append(body)
+        return {"errcode": 0, "errmsg": "ok"}
 
     def record_recall(self, msgid: str) -> Json:
         """Keep a recalled msgid."""
@@ -281,6 +294,8 @@ class _Server(ThreadingHTTPServer):
         time.sleep(state.delay(path))
         if injected is not None:
             return HTTPStatus.OK, injected
+        if path == "/cgi-bin/aibot/response":  # authorised by response_code, not a token
+            return HTTPStatus.OK, state.record_aibot_response(query.get("response_code", ""), body)
         if path == "/cgi-bin/gettoken":
             return HTTPStatus.OK, state.issue_token(
                 query.get("corpid", ""), query.get("corpsecret", "")

@@ -1,0 +1,138 @@
+"""AI-bot (智能机器人) stream replies: state shared by every worker, answered on each refresh.
+
+A stream works like this (doc 100719, 流式消息刷新): the bot answers a message with a
+stream id; WeCom then keeps sending ``msgtype: stream`` refresh callbacks for that id,
+and each must be answered with the *whole* content so far, until ``finish`` is true or
+six minutes have passed. :class:`StreamStore` keeps that state in a
+:class:`~flask_wecom.stores.Store`, so a refresh that lands on another gunicorn worker,
+or another host with Redis, gets the same answer:
+
+* :meth:`StreamStore.start` opens a stream and returns its id;
+* :meth:`StreamStore.run` consumes a handler's iterator of text chunks (and
+  :class:`~flask_wecom.replies.StreamImage` objects, sent with the final answer),
+  saving the cumulative content after each chunk;
+* :meth:`StreamStore.snapshot` answers a refresh. An unknown or expired id is answered
+  ``finish: true`` with empty content, so WeCom stops polling.
+
+Content over 20480 bytes keeps its tail on a UTF-8 boundary. No web imports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .errors import StoreError
+from .replies import (
+    MAX_STREAM_BYTES,
+    MAX_STREAM_IMAGES,
+    StreamImage,
+    StreamReply,
+    truncate_utf8_tail,
+)
+from .stores import Store
+
+__all__ = ["MAX_STREAM_SECONDS", "StreamState", "StreamStore"]
+
+logger = logging.getLogger("flask_wecom")
+
+#: WeCom stops polling six minutes after the user's message.
+MAX_STREAM_SECONDS = 360.0
+
+
+@dataclass
+class StreamState:
+    """One stream: the content so far, whether it is finished, and its final images."""
+
+    content: str = ""
+    finish: bool = False
+    images: list[StreamImage] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        """Serialise for the store."""
+        images = [[image.base64, image.md5] for image in self.images]
+        return json.dumps({"c": self.content, "f": self.finish, "i": images}).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> StreamState:
+        """Read back what :meth:`encode` wrote."""
+        raw = json.loads(data)
+        return cls(raw["c"], raw["f"], [StreamImage(b, m) for b, m in raw["i"]])
+
+
+class StreamStore:
+    """Stream states in a store, keyed by stream id.
+
+    :param store: memory (one process) or Redis (every worker and host).
+    :param max_seconds: after this, a running stream is finished with what it has.
+    :param clock: seconds, monotonic within the process.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_seconds: float = MAX_STREAM_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.max_seconds = max_seconds
+        self.clock = clock
+        #: Streams are kept a minute past WeCom's last possible refresh.
+        self.ttl = max_seconds + 60.0
+
+    def _key(self, stream_id: str) -> str:
+        return f"stream:{stream_id}"
+
+    def start(self, content: str = "") -> str:
+        """Open a stream with an optional first content; return its new id."""
+        stream_id = secrets.token_urlsafe(16)
+        self._save(stream_id, StreamState(content))
+        return stream_id
+
+    def _save(self, stream_id: str, state: StreamState) -> None:
+        state.content = truncate_utf8_tail(state.content, MAX_STREAM_BYTES)
+        self.store.set(self._key(stream_id), state.encode(), self.ttl)
+
+    def snapshot(self, stream_id: str) -> StreamReply:
+        """The answer to a refresh: all the content so far (finish, empty if unknown)."""
+        data = self.store.get(self._key(stream_id))
+        if data is None:
+            return StreamReply(stream_id, "", finish=True)
+        state = StreamState.decode(data)
+        return StreamReply(
+            stream_id, state.content, state.finish, state.images if state.finish else ()
+        )
+
+    def run(self, stream_id: str, chunks: Iterable[str | StreamImage]) -> None:
+        """Consume a handler's chunks into the stream, then finish it.
+
+        Text chunks are appended; images are kept for the final answer (at most
+        10). A handler error finishes the stream with what it has, and is logged.
+        """
+        started = self.clock()
+        state = StreamState()
+        try:
+            for chunk in chunks:
+                if isinstance(chunk, StreamImage):
+                    if len(state.images) < MAX_STREAM_IMAGES:
+                        state.images.append(chunk)
+                    continue
+                state.content = truncate_utf8_tail(state.content + chunk, MAX_STREAM_BYTES)
+                if self.clock() - started >= self.max_seconds:
+                    logger.warning(
+                        "stream %s ran past %.0f s; finishing it", stream_id, self.max_seconds
+                    )
+                    break
+                self._save(stream_id, state)
+        except Exception:
+            logger.exception("stream %s failed; finishing it with what it has", stream_id)
+        state.finish = True
+        try:
+            self._save(stream_id, state)
+        except StoreError:
+            logger.exception("stream %s could not be finished in the store", stream_id)
