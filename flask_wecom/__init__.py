@@ -36,6 +36,7 @@ from .router import Router as Router
 if TYPE_CHECKING:
     from .extension import AIBot as AIBot
     from .extension import WeCom as WeCom
+    from .extension import WeComSuite as WeComSuite
     from .extension import current_message as current_message
 
 __all__ = [
@@ -61,13 +62,14 @@ __all__ = [
     "WeComCrypto",
     "WeComError",
     "WeComMiddleware",
+    "WeComSuite",
     "WelcomeTextReply",
     "current_message",
     "parse_message",
     "signature",
 ]
 
-_FLASK_NAMES = {"AIBot", "WeCom", "current_message"}
+_FLASK_NAMES = {"AIBot", "WeCom", "WeComSuite", "current_message"}
 
 
 def __getattr__(name: str) -> Any:

@@ -50,7 +50,7 @@ from .router import Handler, Pattern, Router, RuleMatch
 from .stores import Store, store_from_url
 from .streams import StreamStore
 
-__all__ = ["AIBot", "Deferrer", "WeCom", "current_message"]
+__all__ = ["AIBot", "Deferrer", "WeCom", "WeComSuite", "current_message"]
 
 logger = logging.getLogger("flask_wecom")
 
@@ -139,7 +139,7 @@ class WeCom:
         deferrer: Deferrer | None = None,
         **options: Any,
     ) -> None:
-        known = {*REQUIRED_CONFIG, *CONFIG_DEFAULTS, *APP_CONFIG_DEFAULTS}
+        known = {*REQUIRED_CONFIG, *self.extra_required, *CONFIG_DEFAULTS, *APP_CONFIG_DEFAULTS}
         unknown = {k.upper() for k in options} - known
         if unknown:
             raise TypeError(f"unknown WeCom options: {', '.join(sorted(unknown))}")
@@ -175,6 +175,10 @@ class WeCom:
 
     #: Defaults that differ for this kind of endpoint (the AI bot's JSON, for instance).
     preset: Mapping[str, Any] = {}
+    #: Settings this kind of endpoint needs besides REQUIRED_CONFIG.
+    extra_required: tuple[str, ...] = ()
+    #: A literal answer to every accepted callback instead of a reply ("" for replies).
+    acknowledge = ""
 
     def settings(self, app: Flask) -> dict[str, Any]:
         """The effective settings for ``app``: options, then ``app.config``, then defaults."""
@@ -182,7 +186,11 @@ class WeCom:
         for prefix, defaults in (
             (
                 self.config_prefix,
-                {**dict.fromkeys(REQUIRED_CONFIG), **CONFIG_DEFAULTS, **self.preset},
+                {
+                    **dict.fromkeys((*REQUIRED_CONFIG, *self.extra_required)),
+                    **CONFIG_DEFAULTS,
+                    **self.preset,
+                },
             ),
             (_APP_PREFIX, APP_CONFIG_DEFAULTS),
         ):
@@ -195,23 +203,32 @@ class WeCom:
             found["DEDUP"] = found["DEDUP"].strip().lower() in ("1", "true", "yes", "on")
         if isinstance(found["PREVIOUS_CREDENTIALS"], str):  # from the environment: JSON
             found["PREVIOUS_CREDENTIALS"] = json.loads(found["PREVIOUS_CREDENTIALS"] or "[]")
-        missing = [self.config_prefix + k for k in REQUIRED_CONFIG if found[k] is None]
+        required = (*REQUIRED_CONFIG, *self.extra_required)
+        missing = [self.config_prefix + k for k in required if found[k] is None]
         if missing:
             raise RuntimeError(
                 f"WeCom {self.name!r} needs {', '.join(missing)}: set them in app.config "
-                "(e.g. from the environment with app.config.from_prefixed_env()) or pass them "
-                "to WeCom(...). They are on the app's callback settings page (接收消息服务器配置)."
+                "(for example from environment variables of the same names) or pass them to "
+                "the constructor. They are on the callback settings page (接收消息服务器配置)."
             )
         return found
 
+    def receive_ids(self, settings: Mapping[str, Any]) -> list[str]:
+        """The receive ids a callback may carry: ``CORP_ID``, a list or comma-separated ids."""
+        corp_ids = settings["CORP_ID"]
+        if isinstance(corp_ids, str):
+            return [part.strip() for part in corp_ids.split(",")] if corp_ids else [""]
+        return list(corp_ids)
+
     def _credentials(self, settings: Mapping[str, Any]) -> list[WeComCrypto]:
         sets = [settings, *settings["PREVIOUS_CREDENTIALS"]]
+        receive_ids = self.receive_ids(settings)
         try:
             return [
                 WeComCrypto(
                     s.get("TOKEN") or s.get("token"),
                     s.get("ENCODING_AES_KEY") or s.get("encoding_aes_key"),
-                    s.get("CORP_ID", settings["CORP_ID"]),
+                    receive_ids,
                 )
                 for s in sets
             ]
@@ -225,7 +242,13 @@ class WeCom:
         app = cast(Flask, state.app)
         settings = self.settings(app)
         path = (state.url_prefix or "").rstrip("/") + settings["PATH"]
-        endpoint = Endpoint(path, self._credentials(settings), settings["FORMAT"], name=self.name)
+        endpoint = Endpoint(
+            path,
+            self._credentials(settings),
+            settings["FORMAT"],
+            name=self.name,
+            acknowledge=self.acknowledge,
+        )
         app_state: _AppState | None = app.extensions.get("wecom")
         if app_state is None:
             app_state = app.extensions["wecom"] = self._install(app, endpoint, settings)
@@ -304,9 +327,9 @@ class WeCom:
             deferred=deferred,
         )
 
-    def suite(self, info_type: str, *, change_type: str | None = None) -> Callable[[H], H]:
+    def info_type(self, info_type: str, *, change_type: str | None = None) -> Callable[[H], H]:
         """Decorator: handle third-party suite callbacks (第三方应用) with this InfoType."""
-        return self.router.suite(info_type, change_type=change_type)
+        return self.router.info_type(info_type, change_type=change_type)
 
     def route(self, **criteria: Any) -> Callable[[H], H]:
         """Decorator: handle messages meeting any :class:`~flask_wecom.router.Rule` criteria."""
@@ -365,7 +388,7 @@ class WeCom:
 
     def _view(self) -> Response:
         message: Message = request.environ["wecom.message"]
-        early = self.answer_without_handler(message)
+        early = self.before_handler(message)
         if early is not None:
             return self._passive(early, message)
         found = self.router.resolve(message)
@@ -393,8 +416,8 @@ class WeCom:
         future.add_done_callback(lambda done: self.send_later(app, message, done.result()))
         return Response(b"", 200)
 
-    def answer_without_handler(self, message: Message) -> Reply | None:
-        """A reply the endpoint gives itself, before any handler (None: route as usual)."""
+    def before_handler(self, message: Message) -> Reply | None:
+        """Runs before routing; a reply returned here answers at once (None: route as usual)."""
         return None
 
     def _passive(self, reply: Reply | None, message: Message) -> Response:
@@ -485,7 +508,7 @@ class AIBot(WeCom):
         app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
         return StreamStore(app.extensions["wecom"].store)
 
-    def answer_without_handler(self, message: Message) -> Reply | None:
+    def before_handler(self, message: Message) -> Reply | None:
         """Stream refresh callbacks (流式消息刷新) are answered from the stream state."""
         if message.is_aibot and message.type == "stream":
             stream = message.raw.get("stream") or {}
@@ -597,3 +620,58 @@ def _api_errors() -> Iterator[None]:
         yield
     except (WeComError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+class WeComSuite(WeCom):
+    """A third-party app's command callback URL (第三方应用 指令回调), keyed by InfoType.
+
+    Configured under ``WECOM_SUITE_``: ``TOKEN``, ``ENCODING_AES_KEY``, ``SUITE_ID`` and
+    ``CORP_ID`` (the provider's own CorpID). WeCom verifies the URL (GET) with the
+    provider's CorpID as receive id and signs command callbacks (POST) with the
+    SuiteID, so both are accepted. Every accepted callback is answered with the plain
+    text ``success``, as the docs require, whatever the handlers return.
+
+    The latest ``suite_ticket`` (pushed every 10 minutes) is stored in the app's store
+    before any handler runs; read it with :meth:`suite_ticket`. Handle the rest with
+    ``@suite.info_type("create_auth")`` (also change_auth, cancel_auth,
+    reset_permanent_code, change_contact, ...).
+    """
+
+    preset: Mapping[str, Any] = {"PATH": "/suite"}
+    extra_required = ("SUITE_ID",)
+    acknowledge = "success"
+    #: How long a suite_ticket is kept: WeCom's tickets are valid 30 minutes.
+    ticket_ttl = 1800.0
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        name: str = "suite",
+        config_prefix: str = "WECOM_SUITE_",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, name=name, config_prefix=config_prefix, **kwargs)
+
+    def receive_ids(self, settings: Mapping[str, Any]) -> list[str]:
+        """The SuiteID (command callbacks) and the provider's CorpID (URL verification)."""
+        return [settings["SUITE_ID"], *super().receive_ids(settings)]
+
+    def _ticket_key(self, app: Flask) -> str:
+        return f"suite_ticket:{app.extensions['wecom'].settings[self.name]['SUITE_ID']}"
+
+    def before_handler(self, message: Message) -> Reply | None:
+        """Keep the latest suite_ticket in the store, then route as usual."""
+        ticket = getattr(message, "suite_ticket", None)
+        if message.info_type == "suite_ticket" and ticket:
+            app = cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+            app.extensions["wecom"].store.set(
+                self._ticket_key(app), ticket.encode(), self.ticket_ttl
+            )
+        return None
+
+    def suite_ticket(self, app: Flask | None = None) -> str | None:
+        """The latest suite_ticket WeCom pushed (None if none in the last 30 minutes)."""
+        app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        value = app.extensions["wecom"].store.get(self._ticket_key(app))
+        return None if value is None else bytes(value).decode()

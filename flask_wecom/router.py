@@ -181,7 +181,7 @@ class Router:
             deferred=deferred,
         )
 
-    def suite(
+    def info_type(
         self,
         info_type: str,
         *,

@@ -113,6 +113,6 @@ def test_decorators_return_the_function_unchanged() -> None:
 
     assert router.message("text")(handler) is handler
     assert router.event("click", key="K")(handler) is handler
-    assert router.suite("suite_ticket")(handler) is handler
+    assert router.info_type("suite_ticket")(handler) is handler
     assert router.default(handler) is handler
     assert [rule.handler for rule in router.rules] == [handler] * 3
