@@ -1,7 +1,8 @@
-"""A small WeCom (企业微信) app: echo, a custom menu, a welcome, and contact sync.
+"""A small WeCom (企业微信) app: echo, a custom menu, a welcome, contact sync, an AI bot.
 
 Run it with gunicorn (see gunicorn.conf.py) after setting WECOM_TOKEN,
-WECOM_ENCODING_AES_KEY and WECOM_CORP_ID; scripts/demo.sh does all of it.
+WECOM_ENCODING_AES_KEY and WECOM_CORP_ID (and WECOM_AIBOT_TOKEN,
+WECOM_AIBOT_ENCODING_AES_KEY for the bot at /aibot); scripts/demo.sh does all of it.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
+from collections.abc import Iterator
 
 from flask import Flask
 
-from flask_wecom import Article, NewsReply, WeCom
+from flask_wecom import AIBot, Article, NewsReply, WeCom
 from flask_wecom.messages import Message
 
 app = Flask(__name__)
@@ -55,3 +58,14 @@ def welcome(message: Message) -> str:
 @wecom.event("change_contact")
 def contact_changed(message: Message) -> None:
     log.info("contact change %s for %s", message.change_type, message.raw.get("UserID"))
+
+
+if app.config.get("WECOM_AIBOT_TOKEN"):
+    bot = AIBot(app)
+
+    @bot.message("text")
+    def think_aloud(message: Message) -> Iterator[str]:
+        """Stream the answer word by word, as an LLM would."""
+        for word in f"You asked: {message.content}. Here is my answer.".split():
+            time.sleep(0.2)
+            yield word + " "

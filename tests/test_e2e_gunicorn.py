@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from flask_wecom.testing import CallbackSigner, SignedRequest
+from flask_wecom import StreamReply
+from flask_wecom.testing import CallbackSigner, SignedRequest, aibot_payload
 from tests.support.gunicorn import GunicornServer
 from tests.test_crypto import CORP_ID, KEY, TOKEN
 
 pytestmark = pytest.mark.slow
 
-ENV = {"WECOM_TOKEN": TOKEN, "WECOM_ENCODING_AES_KEY": KEY, "WECOM_CORP_ID": CORP_ID}
+ENV = {
+    "WECOM_TOKEN": TOKEN,
+    "WECOM_ENCODING_AES_KEY": KEY,
+    "WECOM_CORP_ID": CORP_ID,
+    "WECOM_AIBOT_TOKEN": "bot-token",
+    "WECOM_AIBOT_ENCODING_AES_KEY": KEY,
+}
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +90,23 @@ def test_forged_callback_is_403_and_nothing_secret_is_logged(
     log = server.log()
     assert "refused POST wecom" in log
     assert "top secret" not in log and KEY not in log
+
+
+def test_example_bot_streams_its_answer(server: GunicornServer) -> None:
+    """The example app's AI bot answers with a stream id, then the growing content."""
+    bot = CallbackSigner("bot-token", KEY, "", format="json")
+    first = bot.aibot_text("why")
+    opened = bot.open_reply(post(server, first, "/aibot").content, first)
+    assert isinstance(opened, StreamReply) and not opened.finish
+    deadline = time.monotonic() + 10
+    reply = opened
+    while not reply.finish and time.monotonic() < deadline:
+        time.sleep(0.1)
+        poll = bot.callback(
+            aibot_payload("stream", {"stream": {"id": opened.id}}, msgid=f"p{time.monotonic_ns()}")
+        )
+        answer = bot.open_reply(post(server, poll, "/aibot").content, poll)
+        assert isinstance(answer, StreamReply)
+        reply = answer
+    assert reply.finish
+    assert reply.content == "You asked: why. Here is my answer. "
