@@ -35,10 +35,10 @@ def signer() -> CallbackSigner:
     return CallbackSigner(TOKEN, KEY, CORP_ID)
 
 
-def post(server: GunicornServer, request: SignedRequest) -> requests.Response:
+def post(server: GunicornServer, request: SignedRequest, path: str = "/wecom") -> requests.Response:
     return requests.request(
         request.method,
-        server.url(request.url("/wecom")),
+        server.url(request.url(path)),
         data=request.body,
         headers={"Content-Type": request.content_type} if request.content_type else {},
         timeout=10,
