@@ -11,6 +11,7 @@ import requests
 from flask_wecom import StreamReply
 from flask_wecom.testing import CallbackSigner, SignedRequest, aibot_payload
 from tests.support.gunicorn import GunicornServer
+from tests.support.redis_server import RedisServer
 from tests.test_crypto import CORP_ID, KEY, TOKEN
 
 pytestmark = pytest.mark.slow
@@ -25,8 +26,10 @@ ENV = {
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[GunicornServer]:
-    with GunicornServer("example_app.app:app", env=ENV, workers=2) as running:
+def server(redis_server: RedisServer) -> Iterator[GunicornServer]:
+    """Two workers sharing Redis, as in production (streams must survive a worker hop)."""
+    env = {**ENV, "WECOM_REDIS_URL": redis_server.url}
+    with GunicornServer("example_app.app:app", env=env, workers=2) as running:
         yield running
 
 
