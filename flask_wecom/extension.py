@@ -258,7 +258,12 @@ class WeCom:
         app_state.mounted[self.name] = self
         app_state.settings[self.name] = settings
         app.add_url_rule(
-            path, f"{self.name}.callback", self._view, methods=["POST"], strict_slashes=True
+            path,
+            f"{self.name}.callback",
+            self._view,
+            methods=["POST"],
+            strict_slashes=True,
+            merge_slashes=False,  # "//wecom" is not the endpoint the middleware guards
         )
 
     def _install(self, app: Flask, endpoint: Endpoint, settings: Mapping[str, Any]) -> _AppState:
@@ -387,7 +392,9 @@ class WeCom:
         )
 
     def _view(self) -> Response:
-        message: Message = request.environ["wecom.message"]
+        message: Message | None = request.environ.get("wecom.message")
+        if message is None:  # the middleware did not verify this request (another path form)
+            return Response(b"not found\n", 404, content_type="text/plain; charset=utf-8")
         early = self.before_handler(message)
         if early is not None:
             return self._passive(early, message)
