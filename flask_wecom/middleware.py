@@ -426,9 +426,10 @@ class WeComMiddleware:
         length_header = environ.get("CONTENT_LENGTH") or ""
         stream = environ["wsgi.input"]
         if length_header:
-            if not length_header.isdigit():
+            if not (length_header.isascii() and length_header.isdigit()):
                 raise _Refusal(400, ParseError("Content-Length is not a number"))
-            length = int(length_header)
+            # Compare digit counts first: int() of thousands of digits is itself an attack.
+            length = int(length_header) if len(length_header) <= 18 else self.max_body + 1
             if length > self.max_body:
                 raise _Refusal(413, PayloadTooLarge(f"body of {length} bytes over {self.max_body}"))
             return stream.read(length) if length else b""
