@@ -405,9 +405,7 @@ class CallbackSigner:
         plaintext, _ = self.crypto.decrypt(encrypted)
         return plaintext
 
-    def open_reply(
-        self, body: bytes | str, request: SignedRequest | None = None
-    ) -> Reply | None:
+    def open_reply(self, body: bytes | str, request: SignedRequest | None = None) -> Reply | None:
         """Check, decrypt and parse a reply into a :class:`~flask_wecom.replies.Reply`.
 
         See :meth:`decrypt_reply`; ``None`` for the empty reply.
@@ -489,7 +487,9 @@ class WeComTestClient:
             headers={"Content-Type": request.content_type} if request.content_type else {},
         )
         body = response.get_data()
-        ok = 200 <= response.status_code < 300 and request.method == "POST"
+        # Only a 2xx envelope is a reply; suites answer a plain "success" instead.
+        enveloped = body.lstrip()[:1] in (b"<", b"{")
+        ok = 200 <= response.status_code < 300 and request.method == "POST" and enveloped
         plaintext = self.signer.decrypt_reply(body, request) if ok else None
         reply = parse_reply(plaintext) if plaintext else None
         return CallbackResponse(response.status_code, body, plaintext, reply)
