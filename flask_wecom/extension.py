@@ -46,7 +46,7 @@ from .menu import load_menu
 from .messages import Message
 from .middleware import DEFAULT_MAX_BODY, DEFAULT_TOLERANCE, Endpoint, OutcomeHook, WeComMiddleware
 from .replies import Reply, StreamReply, TemplateCardReply, TextReply, WelcomeTextReply
-from .router import Handler, Pattern, Router, RuleMatch
+from .router import Handler, Router, RuleMatch
 from .stores import Store, store_from_url
 from .streams import StreamStore
 
@@ -114,8 +114,13 @@ class _AppState:
     clients: dict[str, WeComClient] = field(default_factory=dict)
 
 
-class WeCom:
+class WeCom(Router):
     """WeCom (企业微信) callbacks for a Flask app: one callback URL and its handlers.
+
+    Routing is :class:`~flask_wecom.router.Router`'s: ``@wecom.message(...)``,
+    ``@wecom.event(...)``, ``@wecom.info_type(...)``, ``@wecom.route(...)`` and
+    ``@wecom.default`` register handlers; a ``deferred=True`` handler runs after WeCom
+    got its empty answer and its result is sent with message/send.
 
     :param app: the app, or None to call :meth:`init_app` later (app factories).
     :param name: the blueprint name; give each instance its own when an app
@@ -149,8 +154,7 @@ class WeCom:
         self.hooks = list(hooks)
         #: Where ``deferred=True`` handlers run; None: the app's thread pool.
         self.deferrer = deferrer
-        #: The routing table; the decorators below add to it.
-        self.router = Router()
+        super().__init__()
         self._error_handler: ErrorHandler | None = None
         self.blueprint = Blueprint(name, __name__)
         self.blueprint.record(self._mount)
@@ -290,59 +294,7 @@ class WeCom:
         streams = ThreadPoolExecutor(threads, thread_name_prefix="flask-wecom-stream")
         return _AppState(middleware, store, pool, streams)
 
-    # -- decorators -----------------------------------------------------------------------
-
-    def message(
-        self,
-        type: str,
-        *,
-        content: Pattern | None = None,
-        agent_id: int | None = None,
-        when: Callable[[Message], bool] | None = None,
-        deferred: bool = False,
-    ) -> Callable[[H], H]:
-        """Decorator: handle messages of ``type`` (``"text"``, ``"image"``, ...).
-
-        ``content`` is an exact text or a compiled pattern; its groups are passed
-        to the handler (unnamed as arguments, named as keyword arguments). A
-        ``deferred`` handler runs after WeCom got its empty answer; its result is
-        sent with message/send.
-        """
-        return self.router.message(
-            type, content=content, agent_id=agent_id, when=when, deferred=deferred
-        )
-
-    def event(
-        self,
-        event: str,
-        *,
-        key: Pattern | None = None,
-        change_type: str | None = None,
-        agent_id: int | None = None,
-        when: Callable[[Message], bool] | None = None,
-        deferred: bool = False,
-    ) -> Callable[[H], H]:
-        """Decorator: handle the event ``event`` (any case), optionally by key or ChangeType."""
-        return self.router.event(
-            event,
-            key=key,
-            change_type=change_type,
-            agent_id=agent_id,
-            when=when,
-            deferred=deferred,
-        )
-
-    def info_type(self, info_type: str, *, change_type: str | None = None) -> Callable[[H], H]:
-        """Decorator: handle third-party suite callbacks (第三方应用) with this InfoType."""
-        return self.router.info_type(info_type, change_type=change_type)
-
-    def route(self, **criteria: Any) -> Callable[[H], H]:
-        """Decorator: handle messages meeting any :class:`~flask_wecom.router.Rule` criteria."""
-        return self.router.route(**criteria)
-
-    def default(self, handler: H) -> H:
-        """Decorator: the handler for messages no other handler matches."""
-        return self.router.default(handler)
+    # -- decorators: message, event, info_type, route and default come from Router --
 
     def errorhandler(self, handler: ErrorHandler) -> ErrorHandler:
         """Decorator: called as ``handler(message, exc)`` when a handler raises.
@@ -362,7 +314,7 @@ class WeCom:
         handler raises (or returns something else), the error handler decides the
         reply; without one the error is logged and there is no reply.
         """
-        found = self.router.resolve(message)
+        found = self.resolve(message)
         return None if found is None else self._run(found, message)
 
     def _run(self, found: RuleMatch, message: Message) -> Reply | None:
@@ -398,7 +350,7 @@ class WeCom:
         early = self.before_handler(message)
         if early is not None:
             return self._passive(early, message)
-        found = self.router.resolve(message)
+        found = self.resolve(message)
         if found is None:
             return Response(b"", 200)
         app = cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]

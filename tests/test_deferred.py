@@ -24,6 +24,7 @@ from tests.support.fake_wecom_api import (
     FAKE_SECRET,
     FakeWeComAPI,
     FakeWeComAPIProcess,
+    wecom_settings,
 )
 from tests.support.gunicorn import GunicornServer
 from tests.test_crypto import KEY, TOKEN
@@ -50,12 +51,7 @@ def make_app(fake_wecom_api: FakeWeComAPI) -> Callable[..., tuple[Flask, WeCom]]
     def make(**config: Any) -> tuple[Flask, WeCom]:
         app = Flask(__name__)
         defaults = {
-            "WECOM_TOKEN": TOKEN,
-            "WECOM_ENCODING_AES_KEY": KEY,
-            "WECOM_CORP_ID": FAKE_CORP_ID,
-            "WECOM_SECRET": FAKE_SECRET,
-            "WECOM_AGENT_ID": str(FAKE_AGENT_ID),
-            "WECOM_API_BASE_URL": fake_wecom_api.url,
+            **wecom_settings(fake_wecom_api.url),
             "WECOM_DEADLINE": 0.3,
         }
         app.config.update({**defaults, **config})
@@ -193,12 +189,7 @@ def test_deferred_flow_under_gunicorn(
     """Answered empty within the deadline; message/send arrives; the retry does not re-run it."""
     api_process.reset()
     env = {
-        "WECOM_TOKEN": TOKEN,
-        "WECOM_ENCODING_AES_KEY": KEY,
-        "WECOM_CORP_ID": FAKE_CORP_ID,
-        "WECOM_SECRET": FAKE_SECRET,
-        "WECOM_AGENT_ID": str(FAKE_AGENT_ID),
-        "WECOM_API_BASE_URL": api_process.url,
+        **wecom_settings(api_process.url),
         "WECOM_REDIS_URL": redis_url,
     }
     with (

@@ -12,7 +12,11 @@ from flask_wecom import WeCom
 from flask_wecom.menu import load_menu, menu_click_keys
 from flask_wecom.messages import parse_message
 from flask_wecom.testing import app_message_xml
-from tests.support.fake_wecom_api import FAKE_AGENT_ID, FAKE_CORP_ID, FAKE_SECRET, FakeWeComAPI
+from tests.support.fake_wecom_api import (
+    FAKE_CORP_ID,
+    FakeWeComAPI,
+    wecom_settings,
+)
 from tests.test_crypto import KEY, TOKEN
 
 EXAMPLE_MENU = Path(__file__).resolve().parents[1] / "example_app" / "menu.json"
@@ -21,14 +25,7 @@ EXAMPLE_MENU = Path(__file__).resolve().parents[1] / "example_app" / "menu.json"
 @pytest.fixture
 def app(fake_wecom_api: FakeWeComAPI) -> Flask:
     app = Flask(__name__)
-    app.config.update(
-        WECOM_TOKEN=TOKEN,
-        WECOM_ENCODING_AES_KEY=KEY,
-        WECOM_CORP_ID=FAKE_CORP_ID,
-        WECOM_SECRET=FAKE_SECRET,
-        WECOM_AGENT_ID=str(FAKE_AGENT_ID),
-        WECOM_API_BASE_URL=fake_wecom_api.url,
-    )
+    app.config.update(wecom_settings(fake_wecom_api.url))
     WeCom(app)
     return app
 
@@ -86,5 +83,5 @@ def test_every_click_key_of_the_example_menu_has_a_handler(monkeypatch: pytest.M
             {"FromUserName": "u", "CreateTime": 1, "Event": "click", "EventKey": key},
             to_user="ww1",
         )
-        found = wecom.router.resolve(parse_message(click))
+        found = wecom.resolve(parse_message(click))
         assert found is not None and found.rule.event_key is not None, key

@@ -11,7 +11,11 @@ import pytest
 
 from flask_wecom.rq import RQDeferrer
 from flask_wecom.testing import CallbackSigner, WeComTestClient
-from tests.support.fake_wecom_api import FAKE_AGENT_ID, FAKE_CORP_ID, FAKE_SECRET, FakeWeComAPI
+from tests.support.fake_wecom_api import (
+    FAKE_CORP_ID,
+    FakeWeComAPI,
+    wecom_settings,
+)
 from tests.test_crypto import KEY, TOKEN
 from tests.test_deferred import sent_messages
 
@@ -22,12 +26,7 @@ def test_deferred_handler_runs_on_an_rq_worker(
     fake_wecom_api: FakeWeComAPI, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = {
-        "WECOM_TOKEN": TOKEN,
-        "WECOM_ENCODING_AES_KEY": KEY,
-        "WECOM_CORP_ID": FAKE_CORP_ID,
-        "WECOM_SECRET": FAKE_SECRET,
-        "WECOM_AGENT_ID": str(FAKE_AGENT_ID),
-        "WECOM_API_BASE_URL": fake_wecom_api.url,
+        **wecom_settings(fake_wecom_api.url),
         "WECOM_REDIS_URL": redis_url,
     }
     for name, value in env.items():

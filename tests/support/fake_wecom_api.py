@@ -51,6 +51,7 @@ __all__ = [
     "fake_wecom_api",
     "fake_wecom_api_process",
     "wecom_client_factory",
+    "wecom_settings",
 ]
 
 FAKE_CORP_ID = "ww0000fakecorp01"
@@ -58,6 +59,24 @@ FAKE_SECRET = "fake-secret-abcdefghijklmnopqrstuvwxyz0123456"
 FAKE_AGENT_ID = 1000002
 
 Json = dict[str, Any]
+
+
+def wecom_settings(api_url: str) -> dict[str, str]:
+    """``WECOM_*`` settings for an app whose callbacks and API calls reach the fake at ``api_url``.
+
+    The callback credentials are the test suite's usual ones (tests/test_crypto.py).
+    """
+    from tests.test_crypto import KEY, TOKEN
+
+    return {
+        "WECOM_TOKEN": TOKEN,
+        "WECOM_ENCODING_AES_KEY": KEY,
+        "WECOM_CORP_ID": FAKE_CORP_ID,
+        "WECOM_SECRET": FAKE_SECRET,
+        "WECOM_AGENT_ID": str(FAKE_AGENT_ID),
+        "WECOM_API_BASE_URL": api_url,
+    }
+
 
 #: The WeCom endpoints the fake serves, as (method, path).
 _ENDPOINTS = {
