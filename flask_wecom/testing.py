@@ -38,7 +38,7 @@ from .crypto import WeComCrypto, signature
 from .envelope import EnvelopeFormat, extract_encrypted
 from .errors import SignatureError
 from .messages import Message
-from .replies import Reply, parse_reply
+from .replies import Reply, XmlValue, parse_reply, xml_elements
 from .safe_xml import cdata, parse_xml
 
 if TYPE_CHECKING:
@@ -115,27 +115,13 @@ class Credentials:
         return CallbackSigner(self.token, self.encoding_aes_key, self.receive_id, **options)
 
 
-def app_message_xml(msg_type: str, fields: Mapping[str, object], *, to_user: str) -> str:
+def app_message_xml(msg_type: str, fields: Mapping[str, XmlValue], *, to_user: str) -> str:
     """Write a self-built-app callback plaintext: ``<xml>`` with ToUserName, MsgType and ``fields``.
 
     Values are written in element order; mappings become nested elements, lists
     repeat their element, numbers are written bare and strings in CDATA.
     """
-    return "<xml>" + _elements({"ToUserName": to_user, **fields, "MsgType": msg_type}) + "</xml>"
-
-
-def _elements(fields: Mapping[str, object]) -> str:
-    parts = []
-    for name, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, Mapping):
-                inner = _elements(item)
-            elif isinstance(item, int):
-                inner = str(item)
-            else:
-                inner = cdata(str(item))
-            parts.append(f"<{name}>{inner}</{name}>")
-    return "".join(parts)
+    return "<xml>" + xml_elements({"ToUserName": to_user, **fields, "MsgType": msg_type}) + "</xml>"
 
 
 def aibot_payload(msgtype: str, body: Mapping[str, Any], **common: Any) -> str:
@@ -298,10 +284,10 @@ class CallbackSigner:
     # -- shortcuts ------------------------------------------------------------------------
 
     def message(
-        self, msg_type: str, fields: Mapping[str, object], **overrides: Any
+        self, msg_type: str, fields: Mapping[str, XmlValue], **overrides: Any
     ) -> SignedRequest:
         """A self-built-app message of ``msg_type`` with a fresh MsgId and the given fields."""
-        head: dict[str, object] = {
+        head: dict[str, XmlValue] = {
             "FromUserName": fields.get("FromUserName", "zhangsan"),
             "CreateTime": int(self.clock()),
         }
@@ -320,13 +306,13 @@ class CallbackSigner:
     def event(
         self,
         event: str,
-        fields: Mapping[str, object] | None = None,
+        fields: Mapping[str, XmlValue] | None = None,
         *,
         from_user: str = "zhangsan",
         **overrides: Any,
     ) -> SignedRequest:
         """An event (事件) named ``event`` with extra ``fields`` (e.g. ``{"EventKey": "K"}``)."""
-        body: dict[str, object] = {
+        body: dict[str, XmlValue] = {
             "FromUserName": from_user,
             "CreateTime": int(self.clock()),
             "Event": event,
@@ -344,7 +330,7 @@ class CallbackSigner:
         return self.event("subscribe", {"EventKey": ""}, **overrides)
 
     def change_contact(
-        self, change_type: str, fields: Mapping[str, object], **overrides: Any
+        self, change_type: str, fields: Mapping[str, XmlValue], **overrides: Any
     ) -> SignedRequest:
         """A contact change event (通讯录变更), e.g. ``("delete_user", {"UserID": "lisi"})``."""
         return self.event(
@@ -425,7 +411,7 @@ def _document_of(message: Message) -> str:
     if message.is_aibot:
         return json.dumps(message.raw, ensure_ascii=False)
     raw = dict(message.raw)
-    return "<xml>" + _elements(raw) + "</xml>"
+    return "<xml>" + xml_elements(raw) + "</xml>"
 
 
 def _reply_fields(body: bytes | str) -> dict[str, str]:
@@ -503,7 +489,7 @@ class WeComTestClient:
         return self.send(self.signer.text(content, **kwargs))
 
     def send_event(
-        self, event: str, fields: Mapping[str, object] | None = None, **kwargs: Any
+        self, event: str, fields: Mapping[str, XmlValue] | None = None, **kwargs: Any
     ) -> CallbackResponse:
         """Send an event; see :meth:`CallbackSigner.event`."""
         return self.send(self.signer.event(event, fields, **kwargs))
@@ -517,7 +503,7 @@ class WeComTestClient:
         return self.send(self.signer.subscribe(**kwargs))
 
     def change_contact(
-        self, change_type: str, fields: Mapping[str, object], **kwargs: Any
+        self, change_type: str, fields: Mapping[str, XmlValue], **kwargs: Any
     ) -> CallbackResponse:
         """Send a contact change event; see :meth:`CallbackSigner.change_contact`."""
         return self.send(self.signer.change_contact(change_type, fields, **kwargs))
