@@ -8,7 +8,6 @@ persistence, so a restart loses every key. ``redis_url`` empties it before each 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,18 +18,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.support.gunicorn import free_port
+
 __all__ = ["RedisServer", "redis_server", "redis_url"]
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 10.0
-
-
-def _free_port() -> int:
-    """A loopback TCP port that was free a moment ago (the OS picks it for a bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class RedisServer:
@@ -52,7 +45,7 @@ class RedisServer:
         self._log = directory / "redis.log"
         self._process: subprocess.Popen[bytes] | None = None
         #: The TCP port the server listens on, the same across restarts.
-        self.port = _free_port()
+        self.port = free_port()
         #: A redis:// URL for the server.
         self.url = f"redis://{HOST}:{self.port}/0"
 
