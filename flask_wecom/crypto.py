@@ -25,10 +25,10 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from Crypto.Cipher import AES
 
@@ -84,8 +84,43 @@ def decode_aes_key(encoding_aes_key: str) -> bytes:
     return base64.b64decode(encoding_aes_key + "=")
 
 
-@dataclass(frozen=True)
-class Decrypted:
+class _ReusedCBC:
+    """AES-CBC with IV = key[:16] through two cipher objects made once per key.
+
+    Making a cipher object costs more than encrypting a whole callback, so each
+    direction keeps one and lets it chain on from the previous message. CBC only
+    ever feeds the previous ciphertext block into the first block of the next
+    call, so the first block is corrected by ``iv xor chain``: on the way in for
+    encryption, on the way out for decryption. The output is byte for byte what a
+    fresh cipher gives. A lock per direction keeps the chain consistent across threads.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self._iv = int.from_bytes(key[:16], "big")
+        self._encryptor = AES.new(key, AES.MODE_CBC, key[:16])
+        self._decryptor = AES.new(key, AES.MODE_CBC, key[:16])
+        self._encrypt_chain = self._decrypt_chain = self._iv
+        self._encrypt_lock = threading.Lock()
+        self._decrypt_lock = threading.Lock()
+
+    def encrypt(self, padded: bytes) -> bytes:
+        """Encrypt whole blocks as a fresh CBC cipher with IV = key[:16] would."""
+        with self._encrypt_lock:
+            first = int.from_bytes(padded[:16], "big") ^ self._iv ^ self._encrypt_chain
+            out = self._encryptor.encrypt(first.to_bytes(16, "big") + padded[16:])
+            self._encrypt_chain = int.from_bytes(out[-16:], "big")
+        return out
+
+    def decrypt(self, data: bytes) -> bytes:
+        """Decrypt whole blocks as a fresh CBC cipher with IV = key[:16] would."""
+        with self._decrypt_lock:
+            out = self._decryptor.decrypt(data)
+            chain, self._decrypt_chain = self._decrypt_chain, int.from_bytes(data[-16:], "big")
+        first = int.from_bytes(out[:16], "big") ^ chain ^ self._iv
+        return first.to_bytes(16, "big") + out[16:]
+
+
+class Decrypted(NamedTuple):
     """A verified and decrypted callback: the message and the receive id it carried."""
 
     #: The message exactly as WeCom encrypted it (UTF-8 XML or JSON for callbacks).
@@ -130,10 +165,7 @@ class WeComCrypto:
         self.receive_ids: tuple[str, ...] = receive_ids
         self._accepted = {rid.encode("utf-8"): rid for rid in receive_ids}
         self._key = decode_aes_key(encoding_aes_key)
-        self._iv = self._key[:16]
-        # CBC decryption needs no chaining state: P_i = D(C_i) xor C_(i-1). One ECB
-        # object, made once per key, decrypts every message in a single call.
-        self._ecb = AES.new(self._key, AES.MODE_ECB)
+        self._cbc = _ReusedCBC(self._key)
         self._random_bytes = random_bytes or secrets.token_bytes
         self._clock = clock or time.time
 
@@ -167,11 +199,7 @@ class WeComCrypto:
             raise Base64DecodeError("the ciphertext is not valid base64") from exc
         if not data or len(data) % 16:
             raise DecryptError(f"ciphertext length {len(data)} is not a positive multiple of 16")
-        decrypted = self._ecb.decrypt(data)
-        previous = self._iv + data[:-16]
-        padded = (int.from_bytes(decrypted, "big") ^ int.from_bytes(previous, "big")).to_bytes(
-            len(data), "big"
-        )
+        padded = self._cbc.decrypt(data)
         pad = padded[-1]
         if not 1 <= pad <= BLOCK_SIZE or padded[-pad:] != bytes((pad,)) * pad:
             raise IllegalBufferError("bad PKCS#7 padding")
@@ -253,8 +281,7 @@ class WeComCrypto:
         rid = (self.receive_ids[0] if receive_id is None else receive_id).encode("utf-8")
         body = b"".join((prefix, len(message).to_bytes(4, "big"), message, rid))
         pad = BLOCK_SIZE - len(body) % BLOCK_SIZE
-        cipher = AES.new(self._key, AES.MODE_CBC, self._iv)
-        return base64.b64encode(cipher.encrypt(body + bytes((pad,)) * pad)).decode("ascii")
+        return base64.b64encode(self._cbc.encrypt(body + bytes((pad,)) * pad)).decode("ascii")
 
     def encrypt_message(
         self,
