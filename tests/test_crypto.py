@@ -532,3 +532,28 @@ def test_envelope_fast_path_reads_what_lxml_reads(
     except ParseError:
         got = None
     assert got == expected
+
+
+def test_reused_cipher_objects_match_fresh_ciphers_across_threads() -> None:
+    """Cipher objects are made once per key and chain on; every output still equals a fresh CBC's."""
+    import threading
+
+    crypto = WeComCrypto(TOKEN, KEY, CORP_ID)
+    key = decode_aes_key(KEY)
+    failures: list[str] = []
+
+    def worker(seed: int) -> None:
+        for i in range(300):
+            message = f"{seed}-{i}-".encode() * (i % 7 + 1)
+            ciphertext = crypto.encrypt(message)
+            raw = base64.b64decode(ciphertext)
+            fresh = AES.new(key, AES.MODE_CBC, key[:16]).decrypt(raw)
+            if fresh[20 : 20 + len(message)] != message or crypto.decrypt(ciphertext)[0] != message:
+                failures.append(f"{seed}-{i}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
