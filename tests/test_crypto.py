@@ -535,7 +535,7 @@ def test_envelope_fast_path_reads_what_lxml_reads(
 
 
 def test_reused_cipher_objects_match_fresh_ciphers_across_threads() -> None:
-    """Cipher objects are made once per key and chain on; every output still equals a fresh CBC's."""
+    """Cipher objects are made once per key and chain on; each output equals a fresh CBC."""
     import threading
 
     crypto = WeComCrypto(TOKEN, KEY, CORP_ID)
