@@ -57,7 +57,7 @@ def welcome(message: Message) -> str:
 
 @wecom.event("change_contact")
 def contact_changed(message: Message) -> None:
-    log.info("contact change %s for %s", message.change_type, message.raw.get("UserID"))
+    log.info("contact change: %s", message.change_type)  # ids are data: keep them out of logs
 
 
 if app.config.get("WECOM_AIBOT_TOKEN"):

@@ -143,6 +143,7 @@ _INTEGER = re.compile(r"\s*[+-]?[0-9]{1,30}\s*")
 
 
 @functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=4096)  # the same few dozen names arrive in every callback
 def snake_case(name: str) -> str:
     """Return the mechanical snake_case attribute name of a WeCom element or JSON key.
 
@@ -195,7 +196,7 @@ class Message(Node):
 
         message = parse_message(plaintext)
         if message.type == "text":
-            print(message.from_user_name, message.content)
+            greeting = f"{message.from_user_name} says {message.content}"
     """
 
     #: Lower-cased MsgType, AI-bot ``msgtype`` or suite ``InfoType``.
@@ -1118,26 +1119,36 @@ def _to_text(value: Any, name: str) -> str:
 
 def _convert(hint: Any, value: Any, name: str) -> Any:
     """Convert one raw value to the field annotation ``hint``."""
-    if value is None:
-        return None
+    return None if value is None else _converter(hint)(value, name)
+
+
+@functools.cache
+def _converter(hint: Any) -> Callable[[Any, str], Any]:
+    """The conversion for one field annotation, worked out once per annotation."""
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
         (hint,) = (arg for arg in get_args(hint) if arg is not type(None))
         origin = get_origin(hint)
     if origin is tuple:
-        items = value if isinstance(value, list) else [value]
-        return tuple(_convert(get_args(hint)[0], item, name) for item in items)
-    if hint is int:
-        return _to_int(value, name)
-    if hint is float:
-        return _to_float(value, name)
-    if hint is str:
-        return _to_text(value, name)
-    if isinstance(value, dict):
-        return _build(hint, value, _by_snake_name(value))
-    if isinstance(value, str) and not value.strip():
-        return _build(hint, {}, {})  # an empty element
-    raise ParseError(f"field {name!r} is not an object")
+        convert_item = _converter(get_args(hint)[0])
+
+        def repeated(value: Any, name: str) -> tuple[Any, ...]:
+            items = value if isinstance(value, list) else [value]
+            return tuple(None if item is None else convert_item(item, name) for item in items)
+
+        return repeated
+    scalar = {int: _to_int, float: _to_float, str: _to_text}.get(hint)
+    if scalar is not None:
+        return scalar
+
+    def node(value: Any, name: str) -> Any:
+        if isinstance(value, dict):
+            return _build(hint, value, _by_snake_name(value))
+        if isinstance(value, str) and not value.strip():
+            return _build(hint, {}, {})  # an empty element
+        raise ParseError(f"field {name!r} is not an object")
+
+    return node
 
 
 N = TypeVar("N", bound=Node)

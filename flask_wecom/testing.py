@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from .crypto import WeComCrypto, signature
+from .crypto import WeComCrypto
+from .crypto import signature as sign
 from .envelope import EnvelopeFormat, extract_encrypted
 from .errors import SignatureError
 from .messages import Message
@@ -249,12 +250,39 @@ class CallbackSigner:
         forged_signature: str | None,
         receive_id: str | None,
     ) -> SignedRequest:
-        """The one place a request is built: encrypt, sign, then write the query and body."""
-        encrypted = self.crypto.encrypt(plaintext, receive_id)
+        """Encrypt ``plaintext``, then build the request around the ciphertext."""
+        return self.with_ciphertext(
+            self.crypto.encrypt(plaintext, receive_id),
+            method=method,
+            format=format,
+            timestamp=timestamp,
+            nonce=nonce,
+            signature=forged_signature,
+            plaintext=plaintext,
+        )
+
+    def with_ciphertext(
+        self,
+        encrypted: str,
+        *,
+        method: str = "POST",
+        format: EnvelopeFormat | None = None,
+        timestamp: str | int | None = None,
+        nonce: str | None = None,
+        signature: str | None = None,
+        plaintext: bytes = b"",
+    ) -> SignedRequest:
+        """A request carrying ``encrypted`` as its ciphertext (``echostr`` for GET), signed.
+
+        The one place a request is built. Give any string to test how an app treats
+        a correctly signed but malformed ciphertext; ``signature`` forges the signature.
+        """
+        format = self.format if format is None else format
+        forged_signature = signature
         stamp = str(int(self.clock()) if timestamp is None else timestamp)
         nonce = str(secrets.randbelow(10**10)) if nonce is None else nonce
         if forged_signature is None:
-            msg_signature = signature(self.crypto.token, stamp, nonce, encrypted)
+            msg_signature = sign(self.crypto.token, stamp, nonce, encrypted)
         else:
             msg_signature = forged_signature
         query = {"msg_signature": msg_signature, "timestamp": stamp, "nonce": nonce}

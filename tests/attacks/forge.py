@@ -11,14 +11,12 @@ signature check, is what refuses them.
 from __future__ import annotations
 
 import base64
-import json
-import time
-from urllib.parse import quote, urlencode
 
 from Crypto.Cipher import AES
 
-from flask_wecom.crypto import BLOCK_SIZE, decode_aes_key, signature
-from flask_wecom.testing import SignedRequest
+from flask_wecom.crypto import BLOCK_SIZE, decode_aes_key
+from flask_wecom.envelope import EnvelopeFormat
+from flask_wecom.testing import CallbackSigner, SignedRequest
 
 #: Credentials of the attack corpus: distinctive, so a leak into a log is easy to spot.
 TOKEN = "atk-Token-5pQw9z"
@@ -58,7 +56,7 @@ def signed_post(
     encrypted: str,
     *,
     token: str = TOKEN,
-    envelope: str = "xml",
+    envelope: EnvelopeFormat = "xml",
     timestamp: int | None = None,
     nonce: str = "1234567890",
 ) -> SignedRequest:
@@ -67,21 +65,5 @@ def signed_post(
     :param envelope: ``"xml"`` (CDATA, so ``encrypted`` must not hold ``]]>`` to stay well
         formed) or ``"json"`` (any string).
     """
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    query = urlencode(
-        {
-            "msg_signature": signature(token, stamp, nonce, encrypted),
-            "timestamp": stamp,
-            "nonce": nonce,
-        },
-        quote_via=quote,
-    )
-    if envelope == "json":
-        body, content_type = json.dumps({"encrypt": encrypted}), "application/json"
-    else:
-        body = (
-            f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
-            f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
-        )
-        content_type = "text/xml"
-    return SignedRequest("POST", query, body.encode("utf-8"), content_type, b"", stamp, nonce)
+    signer = CallbackSigner(token, KEY, CORP_ID)
+    return signer.with_ciphertext(encrypted, format=envelope, timestamp=timestamp, nonce=nonce)
