@@ -37,7 +37,7 @@ import io
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -185,7 +185,6 @@ class _Request:
     nonce: str
     decrypted: Decrypted
     message: Message | None = None
-    environ_updates: dict[str, Any] = field(default_factory=dict)
 
 
 class WeComMiddleware:
@@ -284,17 +283,14 @@ class WeComMiddleware:
         if not echostr:
             raise _Refusal(400, ParseError("URL verification without echostr"))
         request = self._open(endpoint, query, echostr)
+        echo = request.decrypted.plaintext
         try:
-            echo = request.decrypted.plaintext.decode("utf-8")
+            echo.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _Refusal(400, ParseError("the echostr plaintext is not UTF-8")) from exc
         outcome = Outcome(endpoint.name, "verified", 200, credential=request.credential)
         return self._answer(
-            endpoint,
-            start_response,
-            outcome,
-            echo.encode("utf-8"),
-            [("Content-Type", "text/plain; charset=utf-8")],
+            endpoint, start_response, outcome, echo, [("Content-Type", "text/plain; charset=utf-8")]
         )
 
     def _callback(
