@@ -85,23 +85,24 @@ def decode_aes_key(encoding_aes_key: str) -> bytes:
 
 
 class _ReusedCBC:
-    """AES-CBC with IV = key[:16] through two cipher objects made once per key.
+    """AES-CBC with IV = key[:16] through cipher objects made once per key.
 
-    Making a cipher object costs more than encrypting a whole callback, so each
-    direction keeps one and lets it chain on from the previous message. CBC only
-    ever feeds the previous ciphertext block into the first block of the next
-    call, so the first block is corrected by ``iv xor chain``: on the way in for
-    encryption, on the way out for decryption. The output is byte for byte what a
-    fresh cipher gives. A lock per direction keeps the chain consistent across threads.
+    Making a cipher object costs more than encrypting a whole callback. Decryption
+    needs no chaining state (P_i = D(C_i) xor C_(i-1)), so one ECB object decrypts a
+    message in a single call. Encryption keeps one CBC object and lets it chain on
+    from the previous message: CBC only feeds the previous ciphertext block into the
+    first block of the next call, so that block is corrected by ``iv xor chain``. The
+    output is byte for byte what a fresh cipher gives; a lock keeps the chain
+    consistent across threads.
     """
 
     def __init__(self, key: bytes) -> None:
-        self._iv = int.from_bytes(key[:16], "big")
-        self._encryptor = AES.new(key, AES.MODE_CBC, key[:16])
-        self._decryptor = AES.new(key, AES.MODE_CBC, key[:16])
-        self._encrypt_chain = self._decrypt_chain = self._iv
+        self._iv_bytes = key[:16]
+        self._iv = int.from_bytes(self._iv_bytes, "big")
+        self._ecb = AES.new(key, AES.MODE_ECB)
+        self._encryptor = AES.new(key, AES.MODE_CBC, self._iv_bytes)
+        self._encrypt_chain = self._iv
         self._encrypt_lock = threading.Lock()
-        self._decrypt_lock = threading.Lock()
 
     def encrypt(self, padded: bytes) -> bytes:
         """Encrypt whole blocks as a fresh CBC cipher with IV = key[:16] would."""
@@ -113,11 +114,9 @@ class _ReusedCBC:
 
     def decrypt(self, data: bytes) -> bytes:
         """Decrypt whole blocks as a fresh CBC cipher with IV = key[:16] would."""
-        with self._decrypt_lock:
-            out = self._decryptor.decrypt(data)
-            chain, self._decrypt_chain = self._decrypt_chain, int.from_bytes(data[-16:], "big")
-        first = int.from_bytes(out[:16], "big") ^ chain ^ self._iv
-        return first.to_bytes(16, "big") + out[16:]
+        decrypted = int.from_bytes(self._ecb.decrypt(data), "big")
+        previous = int.from_bytes(self._iv_bytes + data[:-16], "big")
+        return (decrypted ^ previous).to_bytes(len(data), "big")
 
 
 class Decrypted(NamedTuple):
@@ -181,8 +180,8 @@ class WeComCrypto:
 
         The comparison takes constant time.
         """
-        expected = signature(self.token, timestamp, nonce, encrypted).encode("ascii")
-        if not hmac.compare_digest(expected, msg_signature.encode("utf-8", "surrogatepass")):
+        expected = signature(self.token, timestamp, nonce, encrypted)
+        if not (msg_signature.isascii() and hmac.compare_digest(expected, msg_signature)):
             raise SignatureError("msg_signature does not match", timestamp=timestamp, nonce=nonce)
 
     # -- decryption -------------------------------------------------------------

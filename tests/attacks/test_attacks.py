@@ -708,10 +708,10 @@ def test_check_signature_compares_with_compare_digest(monkeypatch: pytest.Monkey
     }
     assert "hmac.compare_digest" in calls
 
-    seen: list[tuple[bytes, bytes]] = []
+    seen: list[tuple[str, str]] = []
     real = hmac.compare_digest
 
-    def spy(a: bytes, b: bytes) -> bool:
+    def spy(a: str, b: str) -> bool:
         seen.append((a, b))
         return real(a, b)
 
@@ -719,7 +719,7 @@ def test_check_signature_compares_with_compare_digest(monkeypatch: pytest.Monkey
     crypto = WeComCrypto(TOKEN, KEY, CORP_ID)
     good = signature(TOKEN, "1", "2", "abc")
     crypto.check_signature(good, "1", "2", "abc")
-    assert seen == [(good.encode(), good.encode())]
+    assert seen == [(good, good)]  # the expected and the given signature, both in full
 
 
 def test_signature_refusals_do_not_say_how_close_they_were() -> None:
