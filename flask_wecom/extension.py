@@ -124,10 +124,10 @@ class WeCom(Router):
     got its empty answer and its result is sent with message/send.
 
     :param app: the app, or None to call :meth:`init_app` later (app factories).
-    :param name: the blueprint name; give each instance its own when an app
-        serves several agents.
-    :param config_prefix: where settings are read from in ``app.config``:
-        ``WECOM_`` gives ``WECOM_TOKEN``, ``WECOM_ENCODING_AES_KEY``, ...
+    :param name: the blueprint name (default :attr:`default_name`); give each instance
+        its own when an app serves several agents.
+    :param config_prefix: where settings are read from in ``app.config`` (default
+        :attr:`default_config_prefix`): ``WECOM_`` gives ``WECOM_TOKEN``, ...
     :param hooks: outcome hooks for the middleware (metrics, see :class:`Outcome`).
     :param deferrer: where ``deferred=True`` handlers run (default: a thread pool
         in the web worker; see :mod:`flask_wecom.rq`).
@@ -139,8 +139,8 @@ class WeCom(Router):
         self,
         app: Flask | None = None,
         *,
-        name: str = "wecom",
-        config_prefix: str = "WECOM_",
+        name: str | None = None,
+        config_prefix: str | None = None,
         hooks: Iterable[OutcomeHook] = (),
         deferrer: Deferrer | None = None,
         **options: Any,
@@ -149,15 +149,15 @@ class WeCom(Router):
         unknown = {k.upper() for k in options} - known
         if unknown:
             raise TypeError(f"unknown WeCom options: {', '.join(sorted(unknown))}")
-        self.name = name
-        self.config_prefix = config_prefix
+        self.name = name or self.default_name
+        self.config_prefix = config_prefix or self.default_config_prefix
         self.options = {k.upper(): v for k, v in options.items()}
         self.hooks = list(hooks)
         #: Where ``deferred=True`` handlers run; None: the app's thread pool.
         self.deferrer = deferrer
         super().__init__()
         self._error_handler: ErrorHandler | None = None
-        self.blueprint = Blueprint(name, __name__)
+        self.blueprint = Blueprint(self.name, __name__)
         self.blueprint.record(self._mount)
         if app is not None:
             self.init_app(app)
@@ -178,6 +178,9 @@ class WeCom(Router):
             )
         app.register_blueprint(self.blueprint)
 
+    #: The blueprint name and ``app.config`` prefix when none is given.
+    default_name = "wecom"
+    default_config_prefix = "WECOM_"
     #: Defaults that differ for this kind of endpoint (the AI bot's JSON, for instance).
     preset: Mapping[str, Any] = {}
     #: Settings this kind of endpoint needs besides REQUIRED_CONFIG.
@@ -354,7 +357,7 @@ class WeCom(Router):
         found = self.resolve(message)
         if found is None:
             return Response(b"", 200)
-        app = cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        app = _current_flask_app()
         state: _AppState = app.extensions["wecom"]
         deadline = float(state.settings[self.name]["DEADLINE"])
         if found.rule.deferred and self.deferrer is not None:
@@ -401,7 +404,7 @@ class WeCom(Router):
         Its access token is cached in the app's store, so with ``WECOM_REDIS_URL``
         every worker and host shares one token.
         """
-        app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        app = app or _current_flask_app()
         state: _AppState = app.extensions["wecom"]
         if self.name not in state.clients:
             settings = state.settings[self.name]
@@ -453,21 +456,13 @@ class AIBot(WeCom):
     message's ``response_url`` (:meth:`respond`).
     """
 
+    default_name = "aibot"
+    default_config_prefix = "WECOM_AIBOT_"
     preset: Mapping[str, Any] = {"FORMAT": "json", "CORP_ID": "", "PATH": "/aibot"}
-
-    def __init__(
-        self,
-        app: Flask | None = None,
-        *,
-        name: str = "aibot",
-        config_prefix: str = "WECOM_AIBOT_",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(app, name=name, config_prefix=config_prefix, **kwargs)
 
     def streams(self, app: Flask | None = None) -> StreamStore:
         """The stream states of this app (in its store)."""
-        app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        app = app or _current_flask_app()
         return StreamStore(app.extensions["wecom"].store)
 
     def before_handler(self, message: Message) -> Reply | None:
@@ -486,7 +481,7 @@ class AIBot(WeCom):
                 return WelcomeTextReply(result)
             return StreamReply(secrets.token_urlsafe(16), result, finish=True)
         if isinstance(result, Iterable) and not isinstance(result, Reply | bytes | Mapping):
-            app = cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+            app = _current_flask_app()
             streams = self.streams(app)
             stream_id = streams.start()
             state: _AppState = app.extensions["wecom"]
@@ -518,6 +513,11 @@ class AIBot(WeCom):
                 raise ValueError(f"{type(reply).__name__} cannot be sent to response_url")
             payload = {"msgtype": "markdown", "markdown": {"content": content}}
         post_response_url(url, payload)
+
+
+def _current_flask_app() -> Flask:
+    """The app behind ``current_app``, safe to keep after the request (threads, callbacks)."""
+    return cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def _cli_group() -> AppGroup:
@@ -599,21 +599,13 @@ class WeComSuite(WeCom):
     reset_permanent_code, change_contact, ...).
     """
 
+    default_name = "suite"
+    default_config_prefix = "WECOM_SUITE_"
     preset: Mapping[str, Any] = {"PATH": "/suite"}
     extra_required = ("SUITE_ID",)
     acknowledge = "success"
     #: How long a suite_ticket is kept: WeCom's tickets are valid 30 minutes.
     ticket_ttl = 1800.0
-
-    def __init__(
-        self,
-        app: Flask | None = None,
-        *,
-        name: str = "suite",
-        config_prefix: str = "WECOM_SUITE_",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(app, name=name, config_prefix=config_prefix, **kwargs)
 
     def receive_ids(self, settings: Mapping[str, Any]) -> list[str]:
         """The SuiteID (command callbacks) and the provider's CorpID (URL verification)."""
@@ -626,7 +618,7 @@ class WeComSuite(WeCom):
         """Keep the latest suite_ticket in the store, then route as usual."""
         ticket = getattr(message, "suite_ticket", None)
         if message.info_type == "suite_ticket" and ticket:
-            app = cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+            app = _current_flask_app()
             app.extensions["wecom"].store.set(
                 self._ticket_key(app), ticket.encode(), self.ticket_ttl
             )
@@ -634,6 +626,6 @@ class WeComSuite(WeCom):
 
     def suite_ticket(self, app: Flask | None = None) -> str | None:
         """The latest suite_ticket WeCom pushed (None if none in the last 30 minutes)."""
-        app = app or cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        app = app or _current_flask_app()
         value = app.extensions["wecom"].store.get(self._ticket_key(app))
         return None if value is None else bytes(value).decode()
