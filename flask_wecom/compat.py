@@ -54,8 +54,11 @@ class WXBizMsgCrypt:
     ) -> tuple[int, bytes | None]:
         """Check a URL-verification request; return ``(0, echo plaintext)`` or ``(code, None)``."""
         return _as_code(
-            lambda: self._crypto.verify_and_decrypt(sEchoStr, sMsgSignature, sTimeStamp, sNonce)
-            .plaintext
+            lambda: (
+                self._crypto.verify_and_decrypt(
+                    sEchoStr, sMsgSignature, sTimeStamp, sNonce
+                ).plaintext
+            )
         )
 
     def DecryptMsg(

@@ -284,6 +284,7 @@ def _dump_json(payload: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- reply classes
 
+
 @dataclass(frozen=True)
 class Reply(abc.ABC):
     """Base of every passive reply.

@@ -61,8 +61,27 @@ def clock() -> float:
 #: Pieces that break naive XML writers: CDATA terminators, markup, CR/LF, C1 controls,
 #: line separators, non-BMP characters and a BOM.
 HOSTILE_PIECES = [
-    "]]>", "]]", "]", ">", "<", "&", "&amp;", "<![CDATA[", "\r", "\r\n", "\n", "\t", "\x7f",
-    "\x85", "\x9f", "\u2028", "\ufeff", "\U0001f600", "\U0010ffff", " ", "",
+    "]]>",
+    "]]",
+    "]",
+    ">",
+    "<",
+    "&",
+    "&amp;",
+    "<![CDATA[",
+    "\r",
+    "\r\n",
+    "\n",
+    "\t",
+    "\x7f",
+    "\x85",
+    "\x9f",
+    "\u2028",
+    "\ufeff",
+    "\U0001f600",
+    "\U0010ffff",
+    " ",
+    "",
 ]
 
 
@@ -85,8 +104,9 @@ JSON_VALUE = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | JSON_TEXT,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(JSON_TEXT, children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(JSON_TEXT, children, max_size=3)
+    ),
     max_leaves=12,
 )
 JSON_CARD = st.dictionaries(JSON_TEXT, JSON_VALUE, max_size=5).map(
@@ -102,8 +122,13 @@ def items(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[list[dict[str, 
 XML_CARD = st.fixed_dictionaries(
     {
         "card_type": st.sampled_from(
-            ["text_notice", "news_notice", "button_interaction", "vote_interaction",
-             "multiple_interaction"]
+            [
+                "text_notice",
+                "news_notice",
+                "button_interaction",
+                "vote_interaction",
+                "multiple_interaction",
+            ]
         ),
     },
     optional={
@@ -115,8 +140,9 @@ XML_CARD = st.fixed_dictionaries(
         "horizontal_content_list": items(
             keyname=XML_TEXT, value=XML_TEXT, type=st.integers(0, 3), userid=XML_TEXT
         ),
-        "jump_list": items(type=st.integers(0, 3), title=XML_TEXT, appid=XML_TEXT,
-                           pagepath=XML_TEXT),
+        "jump_list": items(
+            type=st.integers(0, 3), title=XML_TEXT, appid=XML_TEXT, pagepath=XML_TEXT
+        ),
         "card_image": st.fixed_dictionaries(
             {"url": XML_TEXT, "aspect_ratio": st.floats(1.3, 2.25)}
         ),
@@ -168,15 +194,18 @@ ROUND_TRIPS = [
         id="news",
     ),
     pytest.param(
-        st.builds(UpdateButtonReply, XML_TEXT), "app/event_template_card_event.xml",
+        st.builds(UpdateButtonReply, XML_TEXT),
+        "app/event_template_card_event.xml",
         id="update_button",
     ),
     pytest.param(
-        st.builds(UpdateTemplateCardReply, XML_CARD), "app/event_template_card_event.xml",
+        st.builds(UpdateTemplateCardReply, XML_CARD),
+        "app/event_template_card_event.xml",
         id="update_template_card",
     ),
     pytest.param(
-        st.builds(UpdateTaskcardReply, XML_TEXT), "app/event_taskcard_click.xml",
+        st.builds(UpdateTaskcardReply, XML_TEXT),
+        "app/event_taskcard_click.xml",
         id="update_taskcard",
     ),
     pytest.param(STREAM, "aibot/text.json", id="stream"),
@@ -186,7 +215,8 @@ ROUND_TRIPS = [
     ),
     pytest.param(st.builds(TemplateCardReply, JSON_CARD), "aibot/mixed.json", id="template_card"),
     pytest.param(
-        st.builds(StreamWithTemplateCardReply, STREAM, JSON_CARD), "aibot/voice.json",
+        st.builds(StreamWithTemplateCardReply, STREAM, JSON_CARD),
+        "aibot/voice.json",
         id="stream_with_template_card",
     ),
     pytest.param(
@@ -274,12 +304,21 @@ class TestRoundTrip:
     def test_xml_card_is_stored_as_text(self) -> None:
         """Card leaves become their XML text; list keys stay lists, other 1-lists unwrap."""
         reply = UpdateTemplateCardReply(
-            {"card_type": "text_notice", "source": {"desc_color": 1}, "button_list": (),
-             "jump_list": {"type": 1}, "sub_title_text": ["only"], "card_image": {}}
+            {
+                "card_type": "text_notice",
+                "source": {"desc_color": 1},
+                "button_list": (),
+                "jump_list": {"type": 1},
+                "sub_title_text": ["only"],
+                "card_image": {},
+            }
         )
         assert reply.card == {
-            "card_type": "text_notice", "source": {"desc_color": "1"},
-            "jump_list": [{"type": "1"}], "sub_title_text": "only", "card_image": "",
+            "card_type": "text_notice",
+            "source": {"desc_color": "1"},
+            "jump_list": [{"type": "1"}],
+            "sub_title_text": "only",
+            "card_image": "",
         }
 
 
@@ -316,7 +355,8 @@ class TestConstructionRules:
             pytest.param(WelcomeTextReply, "aibot/event_enter_chat.json", id="welcome_text"),
             pytest.param(lambda text: StreamReply("s", text), "aibot/text.json", id="stream"),
             pytest.param(
-                lambda text: TemplateCardReply({"title": text}), "aibot/text.json",
+                lambda text: TemplateCardReply({"title": text}),
+                "aibot/text.json",
                 id="template_card",
             ),
         ],
@@ -491,8 +531,9 @@ class TestReplyTable:
             reply_row(
                 StreamWithTemplateCardReply(StreamReply("s"), CARD), "aibot/stream.json", True
             ),
-            reply_row(BotUpdateTemplateCardReply(CARD), "aibot/event_template_card_event.json",
-                      True),
+            reply_row(
+                BotUpdateTemplateCardReply(CARD), "aibot/event_template_card_event.json", True
+            ),
             reply_row(BotUpdateTemplateCardReply(CARD), "aibot/text.json", False),
             reply_row(WelcomeTextReply("thanks"), "aibot/event_feedback_event.json", False),
             reply_row(StreamReply("s"), "aibot/event_feedback_event.json", False),
