@@ -36,13 +36,21 @@ import keyword
 import re
 import types
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin, get_type_hints
-
-from lxml import etree
+from dataclasses import MISSING, dataclass, field, fields
+from typing import (
+    Any,
+    Literal,
+    NamedTuple,
+    NoReturn,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from .errors import ParseError, PayloadTooLarge
-from .safe_xml import MAX_XML_BYTES, parse_xml
+from .safe_xml import MAX_XML_BYTES, xml_to_dict
 
 __all__ = [
     "ApprovalItem",
@@ -142,7 +150,6 @@ _WORD_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 _INTEGER = re.compile(r"\s*[+-]?[0-9]{1,30}\s*")
 
 
-@functools.lru_cache(maxsize=1024)
 @functools.lru_cache(maxsize=4096)  # the same few dozen names arrive in every callback
 def snake_case(name: str) -> str:
     """Return the mechanical snake_case attribute name of a WeCom element or JSON key.
@@ -267,6 +274,7 @@ def registered_paths() -> dict[tuple[Channel, str], type[Message]]:
     return dict(_REGISTRY)
 
 
+@functools.lru_cache(maxsize=1024)  # labels come off the network: bounded
 def _model_for(channel: Channel, *parts: str) -> type[Message]:
     """Find the most specific model for the non-empty ``parts``, else :class:`UnknownMessage`."""
     path = [part for part in parts if part]
@@ -1071,24 +1079,42 @@ _COMMON_FIELDS = frozenset(f.name for f in fields(Message))
 _NODE_FIELDS = frozenset(f.name for f in fields(Node))
 
 
-_TYPED_FIELDS: dict[type[Node], tuple[tuple[str, Any], ...]] = {}
+class _Shape(NamedTuple):
+    """What building one model class needs, worked out once per class."""
+
+    #: (name, annotation) of the fields it declares beyond its base's common fields.
+    typed: tuple[tuple[str, Any], ...]
+    #: The default of every field that has one.
+    defaults: dict[str, Any]
+    #: How many fields it has in all.
+    size: int
 
 
-def _typed_fields(cls: type[Node]) -> tuple[tuple[str, Any], ...]:
-    """(name, annotation) of the fields a model declares beyond its base's common fields."""
-    typed = _TYPED_FIELDS.get(cls)
-    if typed is None:
+_SHAPES: dict[type[Node], _Shape] = {}
+
+
+def _shape(cls: type[Node]) -> _Shape:
+    """The :class:`_Shape` of a model class."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
         hints = get_type_hints(cls)
         common = _COMMON_FIELDS if issubclass(cls, Message) else _NODE_FIELDS
-        typed = tuple((f.name, hints[f.name]) for f in fields(cls) if f.name not in common)
-        _TYPED_FIELDS[cls] = typed
-    return typed
+        every = fields(cls)
+        shape = _Shape(
+            tuple((f.name, hints[f.name]) for f in every if f.name not in common),
+            {f.name: f.default for f in every if f.default is not MISSING},
+            len(every),
+        )
+        _SHAPES[cls] = shape
+    return shape
 
 
 def _to_int(value: Any, name: str) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str):
+        if value.isdigit() and value.isascii() and len(value) <= 30:
+            return int(value)  # the usual form, without the pattern below
         if not value.strip():
             return None
         if _INTEGER.fullmatch(value):
@@ -1161,12 +1187,17 @@ def _by_snake_name(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 def _build(cls: type[N], raw: dict[str, Any], by_name: Mapping[str, Any], **common: Any) -> N:
     """Build ``cls`` from ``raw``; typed fields are read from ``by_name`` (see _by_snake_name)."""
-    typed = {
-        name: _convert(hint, by_name[name], name)
-        for name, hint in _typed_fields(cls)
-        if name in by_name
-    }
-    return cls(raw=raw, **common, **typed)
+    typed, defaults, size = _shape(cls)
+    values = {**defaults, **common, "raw": raw}
+    for name, hint in typed:
+        if name in by_name:
+            values[name] = _convert(hint, by_name[name], name)
+    if len(values) != size:
+        return cls(**values)  # not every field given: let the dataclass say which is missing
+    # Every field is known: fill the frozen instance at once instead of one setattr per field.
+    node = object.__new__(cls)
+    node.__dict__.update(values)
+    return node
 
 
 def _label(value: Any) -> str:
@@ -1229,34 +1260,6 @@ def _bot_message(raw: dict[str, Any]) -> Message:
         event_key=_convert(str, _get(details, event, "event_key"), "event_key"),
         content=_convert(str, _get(raw, type_, "content"), "content"),
     )
-
-
-def _element_value(element: etree._Element) -> Any:
-    if len(element) == 0:
-        return element.text or ""
-    children: dict[str, Any] = {}
-    for child in element:
-        name = str(child.tag)
-        value = _element_value(child)
-        if name not in children:
-            children[name] = value
-        elif isinstance(children[name], list):
-            children[name].append(value)
-        else:
-            children[name] = [children[name], value]
-    return children
-
-
-def xml_to_dict(data: bytes | str, *, max_bytes: int = MAX_XML_BYTES) -> dict[str, Any]:
-    """Parse an XML document with the hardened parser into the raw dict form of ``Message.raw``.
-
-    The root element is dropped; each child maps its name to its text, a nested dict, or a list
-    when the name repeats.
-
-    :raises ParseError: the document is malformed, too long or declares a DOCTYPE.
-    """
-    value = _element_value(parse_xml(data, max_bytes=max_bytes))
-    return value if isinstance(value, dict) else {}
 
 
 def _reject_constant(name: str) -> NoReturn:

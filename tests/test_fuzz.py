@@ -237,6 +237,37 @@ def test_envelope_fast_path_agrees_with_lxml(
     assert found == expected
 
 
+FLAT_TEXT = st.text(st.sampled_from("ab1 ]>&<\t\r\n\x01\x7f\x85é中\ufffe"), max_size=8)
+
+
+@st.composite
+def flat_elements(draw: st.DrawFn) -> str:
+    """An element at the edge of the flat subset: odd names, hostile text, CDATA or not."""
+    name = draw(st.sampled_from(["ToUserName", "MsgId", "a", "_x", "A.b", "x:y", "1a"]))
+    text = draw(FLAT_TEXT)
+    inner = draw(
+        st.sampled_from([_cdata(text), text, text.replace("&", "&amp;").replace("<", "&lt;")])
+    )
+    return f"<{name}>{inner}</{name}>"
+
+
+@FUZZ
+@given(
+    elements=st.lists(flat_elements() | xml_elements(), max_size=5),
+    space=st.sampled_from(["", " ", "\n", "\t", "\r\n", "\f"]),
+)
+def test_flat_reader_reads_what_lxml_reads(elements: list[str], space: str) -> None:
+    """Whatever the flat-document shortcut of xml_to_dict accepts, lxml reads the same way."""
+    from flask_wecom.safe_xml import _element_value, _read_flat
+
+    text = f"{space}<xml>{space}{space.join(elements)}</xml>{space}"
+    flat = _read_flat(text)
+    if flat is None:
+        return
+    read = _element_value(parse_xml(text.encode("utf-8", "surrogatepass")))
+    assert flat == (read if isinstance(read, dict) else {})  # a childless root reads as {}
+
+
 @FUZZ
 @given(st.text(max_size=120) | st.binary(max_size=120).map(lambda b: base64.b64encode(b).decode()))
 def test_decrypt_of_any_text_is_a_decrypt_error(ciphertext: str) -> None:
