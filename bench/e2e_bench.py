@@ -31,6 +31,7 @@ To add a configuration, append one :class:`Config` to :data:`CONFIGS`.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import multiprocessing
 import os
@@ -181,43 +182,45 @@ class Tally:
 def load_process(
     port: int,
     pool: list[bytes],
-    slots: list[int],
+    first: int,
     stride: int,
+    connections: int,
     seconds: float,
     cpu: int | None,
     out: Connection,
 ) -> None:
-    """Drive the server from ``len(slots)`` keep-alive connections for ``seconds``.
+    """Drive the server from ``connections`` keep-alive connections for ``seconds``.
 
-    Connection ``j`` sends ``pool[slots[j]]``, ``pool[slots[j] + stride]``, ... so no two
-    connections (in any process) send the same callback.
+    The process sends ``pool[first]``, ``pool[first + stride]``, ... in turn, whichever of its
+    connections is free next, so no callback is sent twice (by any process) until the pool is
+    used up, however unevenly the server serves the connections.
     """
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     tally = Tally()
     lock = threading.Lock()
+    turns = itertools.count()  # thread-safe in CPython: one number per request
     start = time.perf_counter()
     deadline = start + seconds
 
-    def connection(slot: int) -> None:
+    def connection() -> None:
         latencies: list[float] = []
         statuses: Counter[int] = Counter()
         samples: list[tuple[int, bytes]] = []
-        index, wrapped = slot, 0
+        wrapped = 0
         buffer = bytearray()
         try:
             with socket.create_connection(("127.0.0.1", port)) as sock:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 while (now := time.perf_counter()) < deadline:
-                    if index >= len(pool):
-                        index, wrapped = index % len(pool), wrapped + 1
+                    turn, index = divmod(first + next(turns) * stride, len(pool))
+                    wrapped = max(wrapped, turn)
                     sock.sendall(pool[index])
                     status, body = read_response(sock, buffer)
                     latencies.append(time.perf_counter() - now)
                     statuses[status] += 1
                     if len(samples) < 20:
                         samples.append((index, body))
-                    index += stride
         except OSError as exc:
             with lock:
                 tally.errors[type(exc).__name__] += 1
@@ -225,9 +228,9 @@ def load_process(
             tally.latencies += latencies
             tally.statuses.update(statuses)
             tally.samples += samples
-            tally.wrapped += wrapped
+            tally.wrapped = max(tally.wrapped, wrapped)
 
-    threads = [threading.Thread(target=connection, args=(slot,)) for slot in slots]
+    threads = [threading.Thread(target=connection) for _ in range(connections)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -246,9 +249,9 @@ def drive(
     workers = []
     for p in range(processes):
         receive, send = context.Pipe(duplex=False)
-        slots = list(range(p, connections, processes))
+        share = len(range(p, connections, processes))  # this process's connections
         process = context.Process(
-            target=load_process, args=(port, pool, slots, connections, seconds, cpu, send)
+            target=load_process, args=(port, pool, p, processes, share, seconds, cpu, send)
         )
         workers.append((process, receive))
     started = time.perf_counter()
@@ -262,7 +265,7 @@ def drive(
         merged.statuses.update(tally.statuses)
         merged.errors.update(tally.errors)
         merged.samples += tally.samples
-        merged.wrapped += tally.wrapped
+        merged.wrapped = max(merged.wrapped, tally.wrapped)
         merged.cpu_seconds += tally.cpu_seconds
     return merged, time.perf_counter() - started
 
@@ -438,8 +441,8 @@ def report(best: list[Result], rounds: dict[str, list[Result]], args: argparse.N
         f"rounds of {args.seconds:.0f} s" + (", server on CPU 0, load on CPU 1" if args.pin else "")
     )
     print(
-        f"{'configuration':<15}{'req/s':>7}{'all rounds':>18}{'ratio':>7}{'p50 ms':>8}"
-        f"{'p99 ms':>8}{'bad':>5}{'server CPU':>12}{'load CPU':>10}"
+        f"{'configuration':<20}{'req/s':>7}{'all rounds':>18}{'ratio':>7}{'p50 ms':>8}"
+        f"{'p99 ms':>8}{'bad':>5}{'server CPU':>12}{'µs/req':>8}{'load CPU':>10}"
     )
     for r in best:
         ratio = f"{r.throughput / plain.throughput:.2f}" if plain else "-"
@@ -447,9 +450,9 @@ def report(best: list[Result], rounds: dict[str, list[Result]], args: argparse.N
         bad = sum(x.bad for x in rounds[r.config.name])
         wrapped = sum(x.wrapped for x in rounds[r.config.name])
         print(
-            f"{r.config.name:<15}{r.throughput:>7.0f}{spread:>18}{ratio:>7}{r.p50_ms:>8.2f}"
+            f"{r.config.name:<20}{r.throughput:>7.0f}{spread:>18}{ratio:>7}{r.p50_ms:>8.2f}"
             f"{r.p99_ms:>8.2f}{bad:>5}{r.server_cpu / r.seconds:>11.0%} "
-            f"{r.client_cpu / r.seconds:>9.0%}"
+            f"{r.server_cpu / r.requests * 1e6:>8.0f}{r.client_cpu / r.seconds:>9.0%}"
             + (f"  (pool wrapped {wrapped}x: replays)" if wrapped else "")
         )
     for name, ratio, least, met in verdicts(best):
