@@ -403,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         redis = RedisServer(Path(stack.enter_context(tempfile.TemporaryDirectory())))
         redis.start()
         stack.callback(redis.stop)
+        if args.pin and redis.pid:  # Redis is infrastructure, like the load: off the app's CPU
+            os.sched_setaffinity(redis.pid, {1})
         args.redis_url = redis.url
         servers = [serve(config, args, stack) for config in configs]
         for _ in range(args.rounds):  # interleaved, so a noisy spell hits every configuration
@@ -438,7 +440,8 @@ def report(best: list[Result], rounds: dict[str, list[Result]], args: argparse.N
     print(
         f"gunicorn gthread {args.workers}x{args.threads}, {args.connections} keep-alive "
         f"connections from {args.processes} processes; best of {args.rounds} interleaved "
-        f"rounds of {args.seconds:.0f} s" + (", server on CPU 0, load on CPU 1" if args.pin else "")
+        f"rounds of {args.seconds:.0f} s"
+        + (", server on CPU 0, load and Redis on CPU 1" if args.pin else "")
     )
     print(
         f"{'configuration':<20}{'req/s':>7}{'all rounds':>18}{'ratio':>7}{'p50 ms':>8}"

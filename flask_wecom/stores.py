@@ -22,14 +22,16 @@ This module imports only the standard library and :mod:`flask_wecom.errors`.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from .errors import StoreError
@@ -202,18 +204,29 @@ else
 end
 return 1
 """
+_COMPARE_AND_SET_SHA = hashlib.sha1(
+    _COMPARE_AND_SET_LUA.encode(), usedforsecurity=False
+).hexdigest()
 
 
 class RedisStore:
     """A :class:`Store` in Redis, shared by every worker and host that uses the same server.
 
-    ``add`` is ``SET NX PX``; ``compare_and_set`` is a Lua script (``EVALSHA``, loaded again
-    after a server restart). Every key gets ``prefix``. A ttl becomes whole milliseconds, at
-    least 1. Every Redis failure (connection refused, timeout, error reply) is raised as
-    :class:`~flask_wecom.errors.StoreError` from the redis-py exception; the message names the
-    operation, never a value. After a Redis restart the next call reconnects. ::
+    ``add`` is ``SET NX PX``; ``compare_and_set`` is a Lua script (``EVALSHA``, sent again with
+    ``EVAL`` after a server restart emptied the script cache). Every key gets ``prefix``. A ttl
+    becomes whole milliseconds, at least 1. Every Redis failure (connection refused, timeout,
+    error reply) is raised as :class:`~flask_wecom.errors.StoreError` from the redis-py
+    exception; the message names the operation, never a value. After a Redis restart the next
+    call reconnects. ::
 
         store = RedisStore("redis://localhost:6379/0", prefix="myapp:wecom:")
+
+    Commands go straight to a connection of the client's pool through redis-py's connection API,
+    without the per-command work of :class:`redis.Redis` (a pool checkout that polls the socket,
+    response callbacks, metrics), which cost about as much CPU as the round trip itself. So each
+    thread that uses the store keeps one connection of the pool while it lives (the pool must
+    allow one per thread) and gives it back when it ends; a process forked from one that used
+    the store (gunicorn ``--preload``) opens its own and never touches the parent's socket.
 
     :param url_or_client: a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
         :class:`redis.Redis` client built with ``decode_responses=False``.
@@ -221,7 +234,7 @@ class RedisStore:
     :param socket_timeout: connect and read timeout in seconds for a client built from a URL.
         Such a client retries a command once, at once, on a connection error (a pooled connection
         broken by a server restart) and never on a timeout, where the command may have run. A
-        client you pass keeps its own settings.
+        client you pass keeps its own settings, its retry policy included.
     """
 
     def __init__(
@@ -251,52 +264,108 @@ class RedisStore:
         self._client = client
         self._prefix = prefix
         self._redis_error: type[Exception] = redis.RedisError
-        self._compare_and_set_script = client.register_script(_COMPARE_AND_SET_LUA)
+        self._no_script_error: type[Exception] = redis.exceptions.NoScriptError
+        self._connections = _ThreadConnections(client.connection_pool)
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store ``value`` only if ``key`` has no live value; return True if it was stored."""
         _check_ttl(ttl)
-        with self._errors_as_store_error("SET NX"):
-            return bool(self._client.set(self._prefix + key, value, px=_milliseconds(ttl), nx=True))
+        command = (b"SET", self._prefix + key, value, b"PX", _milliseconds(ttl), b"NX")
+        return self._run("SET NX", command) is not None
 
     def get(self, key: str) -> bytes | None:
         """Return the live value of ``key``, or None if it is absent or expired."""
-        with self._errors_as_store_error("GET"):
-            # bytes, never str: the client was checked for decode_responses=False.
-            return cast("bytes | None", self._client.get(self._prefix + key))
+        # bytes, never str: the client was checked for decode_responses=False.
+        return cast("bytes | None", self._run("GET", (b"GET", self._prefix + key)))
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store ``value`` under ``key``, replacing any value and its expiry."""
         _check_ttl(ttl)
-        with self._errors_as_store_error("SET"):
-            self._client.set(self._prefix + key, value, px=_milliseconds(ttl))
+        self._run("SET", (b"SET", self._prefix + key, value, b"PX", _milliseconds(ttl)))
 
     def compare_and_set(self, key: str, expected: bytes, value: bytes | None, ttl: float) -> bool:
         """Replace (``value=None``: delete) ``key`` only if its live value equals ``expected``."""
         if value is None:
-            args: list[bytes | int] = [expected]
+            args: tuple[bytes | int, ...] = (expected,)
         else:
             _check_ttl(ttl)
-            args = [expected, value, _milliseconds(ttl)]
-        with self._errors_as_store_error("compare-and-set script"):
-            return bool(self._compare_and_set_script(keys=[self._prefix + key], args=args))
+            args = (expected, value, _milliseconds(ttl))
+        command = (b"EVALSHA", _COMPARE_AND_SET_SHA, 1, self._prefix + key, *args)
+        return bool(self._run("compare-and-set script", command))
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if it is absent."""
-        with self._errors_as_store_error("DEL"):
-            self._client.delete(self._prefix + key)
+        self._run("DEL", (b"DEL", self._prefix + key))
 
     def close(self) -> None:
         """Close the client's connections (also those of a client passed in)."""
         self._client.close()
 
-    @contextmanager
-    def _errors_as_store_error(self, operation: str) -> Iterator[None]:
-        """Raise any redis-py error as StoreError; the message names only the operation and type."""
+    def _run(self, operation: str, command: tuple[bytes | str | int, ...]) -> Any:
+        """Send ``command`` on this thread's connection and return its reply.
+
+        Every redis-py error is raised as a StoreError naming only ``operation`` and the error type.
+        """
         try:
-            yield
+            connection = self._connections.get()
+            try:
+                return _round_trip(connection, command)
+            except self._no_script_error:
+                # Only EVALSHA answers NOSCRIPT: the server lost its script cache (a restart,
+                # SCRIPT FLUSH), and EVAL loads the script again.
+                return _round_trip(connection, (b"EVAL", _COMPARE_AND_SET_LUA, *command[2:]))
         except self._redis_error as e:
             raise StoreError(f"Redis {operation} failed ({type(e).__name__})") from e
+
+
+#: A redis-py connection (``redis.connection.AbstractConnection``), whose methods are untyped.
+_Connection = Any
+
+
+def _round_trip(connection: _Connection, command: tuple[bytes | str | int, ...]) -> Any:
+    """Send ``command``, read its reply; send it again if the connection's retry policy says so."""
+
+    def send_and_read() -> Any:
+        connection.send_command(*command)
+        return connection.read_response()
+
+    def drop_connection(_: Exception) -> None:
+        connection.disconnect()
+
+    return connection.retry.call_with_retry(send_and_read, drop_connection)
+
+
+class _ThreadConnections(threading.local):
+    """One connection of a redis-py pool per thread, for the process that took it."""
+
+    held: _HeldConnection | None = None
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self._pool = pool
+
+    def get(self) -> _Connection:
+        """This thread's connection, taken from the pool on first use and after a fork."""
+        held = self.held
+        if held is None or held.pid != os.getpid():
+            if held is not None:
+                held.abandon()
+            held = self.held = _HeldConnection(self._pool)
+        return held.connection
+
+
+class _HeldConnection:
+    """A connection taken from ``pool`` and given back when this object is dropped."""
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self.pid = os.getpid()
+        self.connection: _Connection = pool.get_connection()
+        self._release = weakref.finalize(self, pool.release, self.connection)
+
+    def abandon(self) -> None:
+        """In a forked child: close this process's copy of the socket; the parent still uses it."""
+        self._release.detach()
+        # redis-py shuts a socket down only in the process that opened it; here it is just closed.
+        self.connection.disconnect()
 
 
 def _milliseconds(ttl: float) -> int:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import subprocess
 import sys
 import threading
 import time
 import tracemalloc
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -403,12 +405,122 @@ class TestRedisStore(StoreContract):
         with pytest.raises(StoreError):
             store.add("claim", b"during", LONG_TTL)
         redis_server.start()
-        # The first call reuses a pooled connection the restart broke; it must still answer.
+        # The first call reuses this thread's connection, which the restart broke; it must answer.
         assert store.get("claim") is None
         assert store.add("claim", b"after", LONG_TTL) is True
         # The restart emptied the script cache too.
         assert store.compare_and_set("claim", b"after", b"reply", LONG_TTL) is True
         assert store.get("claim") == b"reply"
+
+    def test_an_error_reply_leaves_the_connection_in_step(
+        self, store: RedisStore, raw: redis.Redis
+    ) -> None:
+        raw.rpush("wecom:list", b"x")
+        store.set("k", b"v", LONG_TTL)
+        with pytest.raises(StoreError):
+            store.get("list")
+        assert store.get("k") == b"v"
+        assert store.add("k2", b"w", LONG_TTL) is True
+
+    def test_a_flushed_script_cache_is_reloaded(self, store: RedisStore, raw: redis.Redis) -> None:
+        store.set("k", b"a", LONG_TTL)
+        assert store.compare_and_set("k", b"a", b"b", LONG_TTL) is True
+        raw.script_flush()
+        assert store.compare_and_set("k", b"b", b"c", LONG_TTL) is True
+        assert store.get("k") == b"c"
+
+    def test_a_timeout_is_not_sent_again(
+        self, redis_url: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The command may have run, so unlike after a connection error it is not resent."""
+        sent: list[bytes] = []
+        send = redis.Connection.send_packed_command
+
+        def record(connection: redis.Connection, command: Any, check_health: bool = True) -> None:
+            sent.append(b"".join(command) if isinstance(command, list) else command)
+            send(connection, command, check_health)
+
+        monkeypatch.setattr(redis.Connection, "send_packed_command", record)
+        store = RedisStore(redis_url, socket_timeout=0.2)
+        raw.client_pause(2000, all=False)  # write commands wait, reads do not
+        try:
+            with pytest.raises(StoreError) as caught:
+                store.set("k", SECRET, LONG_TTL)
+        finally:
+            raw.client_unpause()
+            store.close()
+        assert isinstance(caught.value.original_error, redis.TimeoutError)
+        assert SECRET.decode() not in str(caught.value)
+        assert len([command for command in sent if SECRET in command]) == 1
+
+    def test_threads_get_their_own_answers(self, store: RedisStore) -> None:
+        def use(racer: int) -> list[bytes | None]:
+            answers = []
+            for i in range(50):
+                store.set(f"{racer}:{i}", f"{racer}:{i}".encode(), LONG_TTL)
+                answers.append(store.get(f"{racer}:{i}"))
+            return answers
+
+        for racer, answers in enumerate(race(16, use)):
+            assert answers == [f"{racer}:{i}".encode() for i in range(50)]
+
+    def test_connections_of_ended_threads_are_reused(
+        self, redis_url: str, raw: redis.Redis
+    ) -> None:
+        with redis.Redis.from_url(redis_url, client_name="reuse-test") as client:
+            store = RedisStore(client)
+            for round_ in range(5):
+                race(8, lambda racer, round_=round_: store.add(f"{round_}:{racer}", b"v", LONG_TTL))
+            named = [c for c in raw.client_list() if c["name"] == "reuse-test"]
+        assert 1 <= len(named) <= 8  # not 40: each round's threads got the last round's
+
+    def test_threads_recover_after_a_restart(
+        self, store: RedisStore, redis_server: RedisServer
+    ) -> None:
+        """Each thread's connection breaks; the first call of each still answers."""
+        barrier = threading.Barrier(4)
+
+        def add(key: str) -> bool:
+            barrier.wait()  # all four threads at once: four connections
+            return store.add(key, b"v", LONG_TTL)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert list(pool.map(add, ["a", "b", "c", "d"])) == [True] * 4
+            redis_server.stop()
+            redis_server.start()
+            assert list(pool.map(add, ["a", "b", "c", "d"])) == [True] * 4
+
+    def test_a_forked_child_opens_its_own_connection(self, store: RedisStore) -> None:
+        """After a fork (gunicorn --preload), parent and child never share a socket."""
+        store.set("k", b"parent", LONG_TTL)  # this thread's connection is open
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about forking with threads running (other tests' lease renewers);
+            # the child uses none of them.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports through its exit code
+            ok = False
+            try:
+                ok = all(
+                    store.add(f"child:{i}", b"c", LONG_TTL) and store.get("k") == b"parent"
+                    for i in range(300)
+                )
+            finally:
+                os._exit(0 if ok else 1)
+        # Both processes at once: on one socket, answers would go to the wrong process.
+        parent_ok = all(
+            store.add(f"parent:{i}", b"p", LONG_TTL) and store.get("k") == b"parent"
+            for i in range(300)
+        )
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert parent_ok
+        assert store.get("child:299") == b"c"  # the parent's connection outlived the child's exit
+
+    def test_close_then_use_reconnects(self, store: RedisStore) -> None:
+        store.set("k", b"v", LONG_TTL)
+        store.close()
+        assert store.get("k") == b"v"
 
     def test_add_has_exactly_one_winner_between_processes(
         self, redis_url: str, raw: redis.Redis

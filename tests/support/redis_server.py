@@ -54,6 +54,11 @@ class RedisServer:
         """True while the process started by :meth:`start` is alive."""
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running server, else None."""
+        return self._process.pid if self.running and self._process else None
+
     def start(self) -> None:
         """Start the server (again) on :attr:`port` and wait until it answers PING."""
         if self.running:
