@@ -23,22 +23,31 @@ the same second (WxJava issues 1745, 3088, 3311, 3445). Keys are scoped per endp
 
 If the store fails (Redis down), the callback is handled without dedup and an
 error is logged at most once a minute: never a 500, never a lost callback.
+
+With a shared store (Redis), finished replies are **written behind**: gathered for up to
+``write_behind`` seconds (50 ms by default) and written together in one round trip, which
+halves the store round trips per callback. Until then a retry finds the claim and waits for
+it; if the worker dies first, the claim's lease runs out and a retry runs the handler again,
+as for a worker that died mid-handler. Pending replies are written at interpreter exit and
+by :meth:`Deduplicator.flush`.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from .errors import StoreError
 from .messages import Message
-from .stores import MemoryStore, Store
+from .stores import Change, MemoryStore, Store
 
 __all__ = ["Claim", "Deduplicator", "dedup_key"]
 
@@ -95,6 +104,9 @@ class Deduplicator:
         ``lease / 3`` while the handler runs, so only a dead worker's claim expires.
     :param wait: how long a retry waits for a running first arrival, seconds.
     :param poll: how often a waiting retry looks again, seconds.
+    :param write_behind: how long a finished reply may wait to be written together with
+        others, seconds; 0 writes each at once. Defaults to 0 for a :class:`MemoryStore`
+        (nothing to save) and 0.05 for any other store.
     """
 
     def __init__(
@@ -105,21 +117,28 @@ class Deduplicator:
         lease: float = 3.0,
         wait: float = 4.0,
         poll: float = 0.05,
+        write_behind: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         for name, value in (("ttl", ttl), ("lease", lease), ("poll", poll)):
             if value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
-        if wait < 0:
-            raise ValueError("wait must be zero or more seconds")
+        for name, value in (("wait", wait), ("write_behind", write_behind or 0)):
+            if value < 0:
+                raise ValueError(f"{name} must be zero or more seconds")
         self.store: Store = store if store is not None else MemoryStore()
         self.ttl, self.lease, self.wait, self.poll = ttl, lease, wait, poll
+        if write_behind is None:
+            write_behind = 0.0 if isinstance(self.store, MemoryStore) else 0.05
+        self.write_behind = write_behind
         self._clock, self._sleep = clock, sleep
         self._held: dict[str, bytes] = {}
+        self._pending: list[Change] = []
         self._lock = threading.Lock()
-        self._renewer: threading.Thread | None = None
+        self._keeper: threading.Thread | None = None
         self._last_store_error = -float("inf")
+        _LIVING.add(self)
 
     # -- the three steps ----------------------------------------------------------------
 
@@ -156,40 +175,71 @@ class Deduplicator:
     def _finish(self, claim: Claim, value: bytes | None) -> None:
         if claim.state != "first":
             return
-        self._unhold(claim.key)
+        change = (claim.key, claim.token, value, self.ttl)
+        with self._lock:
+            self._held.pop(claim.key, None)
+            if self.write_behind:
+                self._pending.append(change)
+                self._keep()
+                return
+        self._write([change])
+
+    def flush(self) -> None:
+        """Write every finished reply still waiting to be written behind, now."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        self._write(pending)
+
+    def _write(self, changes: list[Change]) -> None:
+        """Store finished replies (or release claims); a lost lease is logged, never raised."""
+        if not changes:
+            return
         try:
-            if not self.store.compare_and_set(claim.key, claim.token, value, self.ttl):
-                logger.warning("dedup lease for %s was lost before the handler finished", claim.key)
+            written = self.store.compare_and_set_many(changes)
         except StoreError as exc:
             self._store_failed(exc)
+            return
+        for (key, *_), done in zip(changes, written, strict=True):
+            if not done:
+                logger.warning("dedup lease for %s was lost before the handler finished", key)
 
-    # -- lease renewal ------------------------------------------------------------------
+    # -- the keeper thread: lease renewal and written-behind replies ------------------------
 
     def _hold(self, key: str, token: bytes) -> None:
         with self._lock:
             self._held[key] = token
-            if self._renewer is None:
-                self._renewer = threading.Thread(
-                    target=self._renew_while_held, name="flask-wecom-lease", daemon=True
-                )
-                self._renewer.start()
+            self._keep()
 
-    def _unhold(self, key: str) -> None:
-        with self._lock:
-            self._held.pop(key, None)
+    def _keep(self) -> None:
+        """Start the keeper thread unless it runs. Lock held."""
+        if self._keeper is None:
+            self._keeper = threading.Thread(
+                target=self._keep_while_needed, name="flask-wecom-dedup", daemon=True
+            )
+            self._keeper.start()
 
-    def _renew_while_held(self) -> None:
-        """Renew every held lease each ``lease / 3`` seconds; exit when none is held."""
+    def _keep_while_needed(self) -> None:
+        """Write pending replies every ``write_behind`` seconds and renew every held lease each
+        ``lease / 3``; exit when nothing is held or pending."""
+        renew_every = self.lease / 3
+        tick = min(renew_every, self.write_behind) if self.write_behind else renew_every
+        renew_at = time.monotonic() + renew_every
         while True:
-            time.sleep(self.lease / 3)
+            time.sleep(tick)
             with self._lock:
-                if not self._held:
-                    self._renewer = None  # _hold starts a new thread for the next claim
+                if not self._held and not self._pending:
+                    self._keeper = None  # the next claim or reply starts a new thread
                     return
-                held = list(self._held.items())
-            for key, token in held:
+                pending, self._pending = self._pending, []
+                due = time.monotonic() >= renew_at
+                held = list(self._held.items()) if due else []
+            self._write(pending)
+            if due:
+                renew_at = time.monotonic() + renew_every
                 try:
-                    self.store.compare_and_set(key, token, token, self.lease)
+                    self.store.compare_and_set_many(
+                        [(key, token, token, self.lease) for key, token in held]
+                    )
                 except StoreError as exc:
                     self._store_failed(exc)
 
@@ -198,3 +248,13 @@ class Deduplicator:
         if now - self._last_store_error >= 60:
             self._last_store_error = now
             logger.error("dedup store failed (%s); handling callbacks without dedup", exc)
+
+
+#: Every Deduplicator alive, so replies still pending at exit are written.
+_LIVING: weakref.WeakSet[Deduplicator] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for dedup in list(_LIVING):
+        dedup.flush()

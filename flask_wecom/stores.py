@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
@@ -39,7 +39,12 @@ from .errors import StoreError
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["MemoryStore", "RedisStore", "Store", "store_from_url"]
+__all__ = ["Change", "MemoryStore", "RedisStore", "Store", "store_from_url"]
+
+
+#: One change for :meth:`Store.compare_and_set_many`: key, expected value, new value (None:
+#: delete) and ttl.
+Change = tuple[str, bytes, bytes | None, float]
 
 
 class Store(Protocol):
@@ -66,6 +71,13 @@ class Store(Protocol):
 
         ``value=None`` deletes the key instead (``ttl`` is then ignored). Return True if the
         value was replaced or deleted, False if the key is absent, expired or holds another value.
+        """
+        ...
+
+    def compare_and_set_many(self, changes: Sequence[Change]) -> list[bool]:
+        """:meth:`compare_and_set` for each ``(key, expected, value, ttl)``, in order.
+
+        Each change is atomic on its own, not the batch; a shared backend sends them together.
         """
         ...
 
@@ -145,6 +157,10 @@ class MemoryStore:
             else:
                 self._write(key, value, now + ttl, now)
             return True
+
+    def compare_and_set_many(self, changes: Sequence[Change]) -> list[bool]:
+        """:meth:`compare_and_set` for each ``(key, expected, value, ttl)``, in order."""
+        return [self.compare_and_set(*change) for change in changes]
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if it is absent."""
@@ -265,6 +281,7 @@ class RedisStore:
         self._prefix = prefix
         self._redis_error: type[Exception] = redis.RedisError
         self._no_script_error: type[Exception] = redis.exceptions.NoScriptError
+        self._response_error: type[Exception] = redis.ResponseError
         self._connections = _ThreadConnections(client.connection_pool)
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
@@ -285,13 +302,53 @@ class RedisStore:
 
     def compare_and_set(self, key: str, expected: bytes, value: bytes | None, ttl: float) -> bool:
         """Replace (``value=None``: delete) ``key`` only if its live value equals ``expected``."""
+        command = self._compare_and_set_command(key, expected, value, ttl)
+        return bool(self._run("compare-and-set script", command))
+
+    def compare_and_set_many(self, changes: Sequence[Change]) -> list[bool]:
+        """:meth:`compare_and_set` for each ``(key, expected, value, ttl)``, in one round trip.
+
+        Never sent twice: after a connection error some changes may have been made.
+        """
+        commands = [self._compare_and_set_command(*change) for change in changes]
+        if not commands:
+            return []
+        try:
+            connection = self._connections.get()
+            try:
+                connection.send_packed_command(connection.pack_commands(commands))
+                replies = [self._read_reply(connection) for _ in commands]
+            except self._redis_error:
+                connection.disconnect()  # replies may be left unread: start afresh
+                raise
+            failed = [reply for reply in replies if isinstance(reply, Exception)]
+            if any(not isinstance(reply, self._no_script_error) for reply in failed):
+                raise next(r for r in failed if not isinstance(r, self._no_script_error))
+            return [
+                bool(_round_trip(connection, _eval(command)))  # the script cache was lost
+                if isinstance(reply, Exception)
+                else bool(reply)
+                for command, reply in zip(commands, replies, strict=True)
+            ]
+        except self._redis_error as e:
+            raise StoreError(f"Redis compare-and-set batch failed ({type(e).__name__})") from e
+
+    def _compare_and_set_command(
+        self, key: str, expected: bytes, value: bytes | None, ttl: float
+    ) -> tuple[bytes | str | int, ...]:
         if value is None:
             args: tuple[bytes | int, ...] = (expected,)
         else:
             _check_ttl(ttl)
             args = (expected, value, _milliseconds(ttl))
-        command = (b"EVALSHA", _COMPARE_AND_SET_SHA, 1, self._prefix + key, *args)
-        return bool(self._run("compare-and-set script", command))
+        return (b"EVALSHA", _COMPARE_AND_SET_SHA, 1, self._prefix + key, *args)
+
+    def _read_reply(self, connection: _Connection) -> Any:
+        """The next reply on ``connection``; an error reply is returned, not raised."""
+        try:
+            return connection.read_response()
+        except self._response_error as e:
+            return e
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if it is absent."""
@@ -313,13 +370,18 @@ class RedisStore:
             except self._no_script_error:
                 # Only EVALSHA answers NOSCRIPT: the server lost its script cache (a restart,
                 # SCRIPT FLUSH), and EVAL loads the script again.
-                return _round_trip(connection, (b"EVAL", _COMPARE_AND_SET_LUA, *command[2:]))
+                return _round_trip(connection, _eval(command))
         except self._redis_error as e:
             raise StoreError(f"Redis {operation} failed ({type(e).__name__})") from e
 
 
 #: A redis-py connection (``redis.connection.AbstractConnection``), whose methods are untyped.
 _Connection = Any
+
+
+def _eval(command: tuple[bytes | str | int, ...]) -> tuple[bytes | str | int, ...]:
+    """The ``EVAL`` form of an ``EVALSHA`` of the compare-and-set script: it loads the script."""
+    return (b"EVAL", _COMPARE_AND_SET_LUA, *command[2:])
 
 
 def _round_trip(connection: _Connection, command: tuple[bytes | str | int, ...]) -> Any:

@@ -79,6 +79,19 @@ def race(threads: int, action: Callable[[int], T]) -> list[T]:
         return list(pool.map(run, range(threads)))
 
 
+#: compare_and_set: the key's initial value, the expected one, the new one, the answer, the result.
+CAS_ROWS = [
+    pytest.param(b"a", b"a", b"b", True, b"b", id="match-replaces"),
+    pytest.param(b"a", b"x", b"b", False, b"a", id="mismatch-keeps"),
+    pytest.param(None, b"a", b"b", False, None, id="absent-never-matches"),
+    pytest.param(None, b"", b"b", False, None, id="absent-is-not-empty"),
+    pytest.param(b"", b"", b"b", True, b"b", id="empty-matches-empty"),
+    pytest.param(b"a", b"a", None, True, None, id="match-deletes"),
+    pytest.param(b"a", b"x", None, False, b"a", id="mismatch-does-not-delete"),
+    pytest.param(b"a", b"ab", b"b", False, b"a", id="prefix-is-not-equal"),
+]
+
+
 class StoreContract:
     """The Store contract, run by each subclass.
 
@@ -106,19 +119,7 @@ class StoreContract:
         assert store.get("k") is None
         assert store.add("k", b"again", LONG_TTL) is True
 
-    @pytest.mark.parametrize(
-        ("initial", "expected", "value", "done", "after"),
-        [
-            pytest.param(b"a", b"a", b"b", True, b"b", id="match-replaces"),
-            pytest.param(b"a", b"x", b"b", False, b"a", id="mismatch-keeps"),
-            pytest.param(None, b"a", b"b", False, None, id="absent-never-matches"),
-            pytest.param(None, b"", b"b", False, None, id="absent-is-not-empty"),
-            pytest.param(b"", b"", b"b", True, b"b", id="empty-matches-empty"),
-            pytest.param(b"a", b"a", None, True, None, id="match-deletes"),
-            pytest.param(b"a", b"x", None, False, b"a", id="mismatch-does-not-delete"),
-            pytest.param(b"a", b"ab", b"b", False, b"a", id="prefix-is-not-equal"),
-        ],
-    )
+    @pytest.mark.parametrize(("initial", "expected", "value", "done", "after"), CAS_ROWS)
     def test_compare_and_set(
         self,
         store: Store,
@@ -132,6 +133,23 @@ class StoreContract:
             store.set("k", initial, LONG_TTL)
         assert store.compare_and_set("k", expected, value, LONG_TTL) is done
         assert store.get("k") == after
+
+    def test_compare_and_set_many_applies_each_change_in_order(self, store: Store) -> None:
+        rows = [row.values for row in CAS_ROWS]
+        for i, (initial, *_) in enumerate(rows):
+            if initial is not None:
+                store.set(f"k{i}", initial, LONG_TTL)
+        changes = [
+            (f"k{i}", expected, value, LONG_TTL) for i, (_, expected, value, *_) in enumerate(rows)
+        ]
+        assert store.compare_and_set_many(changes) == [done for *_, done, _ in rows]
+        assert [store.get(f"k{i}") for i in range(len(rows))] == [after for *_, after in rows]
+        # Later changes see earlier ones of the same batch; an empty batch does nothing.
+        assert store.compare_and_set_many(
+            [("k0", b"b", b"c", LONG_TTL), ("k0", b"c", b"d", LONG_TTL)]
+        ) == [True, True]
+        assert store.compare_and_set_many([]) == []
+        assert store.get("k0") == b"d"
 
     @pytest.mark.parametrize(
         "write",
@@ -428,6 +446,34 @@ class TestRedisStore(StoreContract):
         raw.script_flush()
         assert store.compare_and_set("k", b"b", b"c", LONG_TTL) is True
         assert store.get("k") == b"c"
+        raw.script_flush()
+        batch = [("k", b"c", b"d", LONG_TTL), ("k", b"d", b"e", LONG_TTL)]
+        assert store.compare_and_set_many(batch) == [True, True]
+        assert store.get("k") == b"e"
+
+    def test_an_error_reply_in_a_batch_raises_and_keeps_the_connection_in_step(
+        self, store: RedisStore, raw: redis.Redis
+    ) -> None:
+        raw.rpush("wecom:list", SECRET)
+        store.set("k", b"a", LONG_TTL)
+        batch = [("list", SECRET, b"x", LONG_TTL), ("k", b"a", b"b", LONG_TTL)]
+        with pytest.raises(StoreError) as caught:
+            store.compare_and_set_many(batch)
+        assert SECRET.decode() not in str(caught.value)
+        assert store.get("k") == b"b"  # the rest of the batch ran; replies were all read
+        assert store.add("k2", b"w", LONG_TTL) is True
+
+    def test_a_batch_to_a_stopped_server_raises_store_error(
+        self, store: RedisStore, redis_server: RedisServer
+    ) -> None:
+        store.set("k", b"a", LONG_TTL)
+        redis_server.stop()
+        try:
+            with pytest.raises(StoreError, match="batch"):
+                store.compare_and_set_many([("k", b"a", b"b", LONG_TTL)])
+        finally:
+            redis_server.start()
+        assert store.compare_and_set_many([("k", b"a", b"b", LONG_TTL)]) == [False]  # empty now
 
     def test_a_timeout_is_not_sent_again(
         self, redis_url: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
