@@ -48,7 +48,7 @@ Change = tuple[str, bytes, bytes | None, float]
 
 
 class Store(Protocol):
-    """What flask_wecom needs from a store: five atomic operations on bytes values with expiry.
+    """What flask_wecom needs from a store: six operations on bytes values with expiry.
 
     ``ttl`` is in seconds (a float is fine) and must be positive. Every operation is atomic with
     respect to the others, also across processes for a shared backend.
