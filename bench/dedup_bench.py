@@ -25,7 +25,7 @@ The bench pins itself to one CPU (``--cpu``, default 1) and redis-server to anot
 (``--redis-cpu``, default 0), as in ``bench/e2e_bench.py`` where gunicorn has CPU 0 to itself:
 a round trip to a server on another CPU costs more than one on the same CPU.
 
-Run: ``.venv/bin/python bench/redis_dedup_bench.py`` (``--help`` for the options).
+Run: ``.venv/bin/python bench/dedup_bench.py`` (``--help`` for the options).
 """
 
 from __future__ import annotations
