@@ -37,6 +37,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -258,3 +259,14 @@ _LIVING: weakref.WeakSet[Deduplicator] = weakref.WeakSet()
 def _flush_at_exit() -> None:
     for dedup in list(_LIVING):
         dedup.flush()
+
+
+def _forget_the_parents_work() -> None:
+    """In a forked child (a gunicorn worker of a preloaded app): the claims and pending replies
+    are the parent's to finish, and its keeper thread did not come along."""
+    for dedup in list(_LIVING):
+        dedup._held, dedup._pending = {}, []
+        dedup._lock, dedup._keeper = threading.Lock(), None
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_work)

@@ -321,9 +321,9 @@ class RedisStore:
             except self._redis_error:
                 connection.disconnect()  # replies may be left unread: start afresh
                 raise
-            failed = [reply for reply in replies if isinstance(reply, Exception)]
-            if any(not isinstance(reply, self._no_script_error) for reply in failed):
-                raise next(r for r in failed if not isinstance(r, self._no_script_error))
+            for reply in replies:
+                if isinstance(reply, Exception) and not isinstance(reply, self._no_script_error):
+                    raise reply
             return [
                 bool(_round_trip(connection, _eval(command)))  # the script cache was lost
                 if isinstance(reply, Exception)

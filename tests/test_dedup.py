@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -316,3 +317,30 @@ def test_dedup_off_runs_every_retry(signer: CallbackSigner) -> None:
         send(client, r)
     assert app.executions == 2
     assert [o.dedup for o in outcomes] == [None, None]
+
+
+def test_a_forked_worker_neither_finishes_nor_loses_the_parents_work(redis_url: str) -> None:
+    """With gunicorn --preload the workers fork from a process that may hold claims."""
+    dedup = Deduplicator(RedisStore(redis_url), write_behind=60)
+    dedup.complete(dedup.claim("parent"), "PARENT")  # pending in the parent
+    held = dedup.claim("held")
+    child = os.fork()
+    if child == 0:  # the worker: its own claims work and are written; the parent's are not its own
+        code = 0
+        try:
+            dedup.complete(dedup.claim("child"), "CHILD")
+            dedup.flush()
+            code = 0 if not dedup._held else 1
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    other = Deduplicator(RedisStore(redis_url), wait=0)
+    assert other.claim("child").reply == "CHILD"
+    assert other.claim("parent").state == "waited"  # still the parent's pending claim
+    dedup.flush()
+    dedup.release(held)
+    dedup.flush()
+    assert other.claim("parent").reply == "PARENT"
+    assert other.claim("held").state == "first"

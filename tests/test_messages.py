@@ -1365,6 +1365,7 @@ def test_xml_to_dict_reads_flat_documents_directly_and_the_rest_with_lxml(
     [
         pytest.param("<xml><A>\ufffe</A></xml>", id="non-character"),
         pytest.param("<xml><A>\x01</A></xml>", id="control"),
+        pytest.param("<xml><A>\ud800</A></xml>", id="lone-surrogate"),
         pytest.param("<xml><A>1</B></xml>", id="mismatched"),
         pytest.param("<xml><A>1</A>", id="unclosed"),
     ],
