@@ -82,6 +82,7 @@ APP_CONFIG_DEFAULTS: Mapping[str, Any] = {
     "DEDUP_TTL": 600.0,
     "DEDUP_LEASE": 3.0,
     "DEDUP_WAIT": 4.0,
+    "DEDUP_WRITE_BEHIND": None,
     "THREADS": 8,
 }
 _APP_PREFIX = "WECOM_"
@@ -282,6 +283,11 @@ class WeCom(Router):
             ttl=float(settings["DEDUP_TTL"]),
             lease=float(settings["DEDUP_LEASE"]),
             wait=float(settings["DEDUP_WAIT"]),
+            write_behind=(
+                None
+                if settings["DEDUP_WRITE_BEHIND"] in (None, "")
+                else float(settings["DEDUP_WRITE_BEHIND"])
+            ),
         )
         middleware = WeComMiddleware(
             app.wsgi_app,

@@ -115,6 +115,27 @@ def test_config_from_environment_strings(signer: CallbackSigner) -> None:
     assert app.extensions["wecom"].middleware.max_body == 4096
 
 
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        pytest.param({}, 0.0, id="memory-default"),
+        pytest.param({"redis": True}, 0.05, id="redis-default"),
+        pytest.param({"redis": True, "WECOM_DEDUP_WRITE_BEHIND": "0"}, 0.0, id="redis-off"),
+        pytest.param({"WECOM_DEDUP_WRITE_BEHIND": 0.2}, 0.2, id="memory-set"),
+    ],
+)
+def test_dedup_write_behind_setting(
+    settings: dict[str, Any], expected: float, request: pytest.FixtureRequest
+) -> None:
+    config = {k: v for k, v in settings.items() if k != "redis"}
+    if settings.get("redis"):
+        config["WECOM_REDIS_URL"] = request.getfixturevalue("redis_url")
+    app = make_app(**config)
+    WeCom(app)
+    dedup = app.extensions["wecom"].middleware.dedup
+    assert dedup is not None and dedup.write_behind == expected
+
+
 # -- decorators and handlers --------------------------------------------------------------------
 
 
