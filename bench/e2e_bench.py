@@ -18,8 +18,9 @@ generator in one run:
 Encrypted callbacks are signed before the clock starts, each with its own MsgId, so dedup
 sees only first arrivals. The load generator writes pre-rendered HTTP/1.1 requests on
 keep-alive sockets from several processes and reads each response whole. By default the
-gunicorn workers are pinned to CPU 0 and the load generator to CPU 1 (on a 2-CPU machine the
-two would otherwise compete); the CPU each side used is printed so you can see which was the
+gunicorn workers are pinned to CPU 0 and the load generator and Redis to CPU 1 (on a 2-CPU
+machine they would otherwise compete; Redis, like the load, stands for another machine); the
+CPU each side used, and the server's CPU per request, are printed so you can see which was the
 bottleneck. All servers run at once (idle when not driven) and each configuration is measured
 ``--rounds`` times, interleaved; the best round is reported with the spread of all rounds, as
 interference from anything else on the machine only ever slows a round down.
