@@ -38,7 +38,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
 from .crypto import Decrypted, WeComCrypto
@@ -114,8 +114,7 @@ class Endpoint:
         object.__setattr__(self, "acknowledge", acknowledge)
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What happened to one request to an endpoint, handed to every outcome hook."""
 
     #: The endpoint's name.
@@ -376,18 +375,22 @@ class WeComMiddleware:
     def _query(self, environ: WSGIEnvironment) -> dict[str, str]:
         """Parse the query string once: percent-decoding only, '+' stays '+', no duplicates."""
         query: dict[str, str] = {}
-        for pair in environ.get("QUERY_STRING", "").split("&"):
+        raw = environ.get("QUERY_STRING", "")
+        decode = unquote if "%" in raw else str  # WeCom's own query strings have nothing to decode
+        for pair in raw.split("&"):
             name, _, value = pair.partition("=")
-            name = unquote(name, errors="replace")
+            name = decode(name)
             if name in query:
                 raise _Refusal(400, ParseError(f"duplicate query parameter {name!r}"))
-            query[name] = unquote(value, errors="replace")
+            query[name] = decode(value)
         return query
 
     def _open(self, endpoint: Endpoint, query: dict[str, str], encrypted: str) -> _Request:
         """Check the timestamp and signature, then decrypt with the matching credentials."""
         msg_signature, timestamp, nonce = (
-            query.get(k) for k in ("msg_signature", "timestamp", "nonce")
+            query.get("msg_signature"),
+            query.get("timestamp"),
+            query.get("nonce"),
         )
         if not msg_signature or nonce is None:
             raise _Refusal(403, SignatureError("msg_signature or nonce is missing"))
