@@ -184,6 +184,14 @@ class WeComCrypto:
         if not (msg_signature.isascii() and hmac.compare_digest(expected, msg_signature)):
             raise SignatureError("msg_signature does not match", timestamp=timestamp, nonce=nonce)
 
+    def derive_key(self, label: bytes) -> bytes:
+        """A 32-byte secret for ``label``, derived from the EncodingAESKey (HMAC-SHA256).
+
+        For identifiers that must not be guessable from what they identify, such as
+        the store keys of the retry dedup.
+        """
+        return hmac.new(self._key, b"flask_wecom:" + label, hashlib.sha256).digest()
+
     # -- decryption -------------------------------------------------------------
 
     def decrypt(self, encrypted: str) -> tuple[bytes, str]:

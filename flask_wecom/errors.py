@@ -32,6 +32,10 @@ __all__ = [
     "APIError",
     "StoreError",
     "TransportError",
+    "MethodNotAllowed",
+    "NotACallback",
+    "Busy",
+    "ConfigError",
 ]
 
 
@@ -47,6 +51,10 @@ class WeComError(Exception):
     code: int = -40000
     #: A short, stable, lower-case name for metrics and logs.
     reason: str = "error"
+    #: The HTTP status a callback endpoint answers when this error refuses a request.
+    status: int = 400
+    #: What to check or change when this error refuses a callback, for logs and the CLI.
+    hint: str = ""
 
     def __init__(
         self,
@@ -72,6 +80,11 @@ class SignatureError(WeComError):
 
     code = -40001
     reason = "signature"
+    status = 403
+    hint = (
+        "msg_signature does not match: the Token differs from the admin console's "
+        "(接收消息服务器配置), or the request is forged"
+    )
 
 
 class TimestampError(SignatureError):
@@ -79,6 +92,10 @@ class TimestampError(SignatureError):
 
     code = -40001
     reason = "timestamp"
+    hint = (
+        "the timestamp is missing or outside the replay window: check this server's clock "
+        "(NTP), or the request is an old replay"
+    )
 
 
 class ParseError(WeComError):
@@ -93,6 +110,8 @@ class PayloadTooLarge(ParseError):
 
     code = -40002
     reason = "too_large"
+    status = 413
+    hint = "the body is larger than WECOM_MAX_BODY (callbacks are a few KB): not from WeCom"
 
 
 class AESKeyError(WeComError, ValueError):
@@ -114,6 +133,7 @@ class DecryptError(WeComError):
 
     code = -40007
     reason = "decrypt"
+    hint = "the EncodingAESKey differs from the admin console's (接收消息服务器配置)"
 
 
 class Base64DecodeError(DecryptError):
@@ -135,6 +155,11 @@ class ReceiveIdError(DecryptError):
 
     code = -40005
     reason = "receive_id"
+    hint = (
+        "the receive id inside the ciphertext is not one this endpoint accepts: check "
+        "WECOM_CORP_ID (企业ID), WECOM_SUITE_SUITE_ID or the AI bot's empty id; see the "
+        "receive-id table in the docs"
+    )
 
 
 class ReplyError(WeComError, ValueError):
@@ -142,6 +167,43 @@ class ReplyError(WeComError, ValueError):
 
     code = -40011
     reason = "reply"
+
+
+class NotACallback(ParseError):
+    """The document decrypts but is not a callback to this endpoint.
+
+    A reply of ours posted back (its ``FromUserName`` is our own receive id), a callback for
+    another agent (``AgentID``), or an AI-bot document without a sender.
+    """
+
+    reason = "not_a_callback"
+
+
+class MethodNotAllowed(WeComError):
+    """A callback endpoint answers GET (URL verification) and POST (callbacks) only."""
+
+    reason = "method"
+    status = 405
+
+
+class Busy(WeComError):
+    """Every handler thread is taken; WeCom is asked to retry later (503)."""
+
+    reason = "busy"
+    status = 503
+    hint = "every handler thread is busy (slow handlers?): raise WECOM_THREADS or defer them"
+
+
+class ConfigError(WeComError, ValueError, RuntimeError):
+    """A setting is missing or malformed; the message names the key and where its value
+    comes from in the admin console. Raised at start-up, never per request."""
+
+    reason = "config"
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key} {message}")
+        #: The configuration key at fault, e.g. ``WECOM_ENCODING_AES_KEY``.
+        self.key = key
 
 
 class MenuError(WeComError, ValueError):
