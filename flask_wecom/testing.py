@@ -126,7 +126,11 @@ def app_message_xml(msg_type: str, fields: Mapping[str, XmlValue], *, to_user: s
 
 
 def aibot_payload(msgtype: str, body: Mapping[str, Any], **common: Any) -> str:
-    """Write an AI-bot (智能机器人) callback plaintext: the JSON of doc 100719."""
+    """Write an AI-bot (智能机器人) callback plaintext: the JSON of doc 100719.
+
+    ``aibotid`` and the sender (``from``) default to sample values, as every callback has them.
+    """
+    common = {"aibotid": "AIBOTID", "from": {"userid": "zhangsan"}, **common}
     return json.dumps({**common, "msgtype": msgtype, **body}, ensure_ascii=False)
 
 
