@@ -352,6 +352,18 @@ class FakeWeComControls:
         """Calls per path, message/send bodies (parsed and raw), recalled msgids, menus."""
         return self._control("state", {})
 
+    def sent_messages(self, count: int, timeout: float = 5.0) -> list[Json]:
+        """Wait until ``count`` message/send calls arrived; return their bodies."""
+        deadline = time.monotonic() + timeout
+        while True:
+            messages: list[Json] = self.state()["messages"]
+            if len(messages) >= count or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        if len(messages) < count:
+            raise AssertionError(f"only {len(messages)} of {count} messages arrived")
+        return messages
+
     def calls(self, path: str) -> int:
         """How many times ``path`` (e.g. ``"/cgi-bin/gettoken"``) was called."""
         count: int = self.state()["calls"].get(path, 0)
