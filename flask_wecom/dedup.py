@@ -11,12 +11,17 @@ in all. :class:`Deduplicator` makes those retries harmless:
   ``ttl`` seconds; the plaintext never rests in the store.
 * A retry that finds the reply gets it back, signed for its own nonce and
   timestamp. A retry that finds the handler still running waits up to ``wait``
-  seconds, then answers with an empty 200. A retry that finds the lease expired
+  seconds, then answers with an empty 200; only one request per key waits (in the
+  process, and across processes through the store), any other is answered empty at
+  once, so replays cannot pile up on request threads. A retry that finds the lease expired
   (the worker died mid-handler) claims the key and runs the handler again, so no
   callback is lost.
 
 Keys: a message is identified by its ``MsgId`` (``msgid`` for AI bots); an event,
-which has none, by the SHA-256 of its complete decrypted plaintext. A retry resends
+which has none, by its complete decrypted plaintext. Either identity is stored and
+logged only as an HMAC keyed by a secret derived from the EncodingAESKey
+(:meth:`~flask_wecom.crypto.WeComCrypto.derive_key`), never as a plain hash, which
+could be matched against guessed plaintexts (user, event, time). A retry resends
 the identical plaintext, while two different events differ somewhere; keying on
 ``FromUserName + CreateTime``, as old docs suggest, merges distinct events sent in
 the same second (WxJava issues 1745, 3088, 3311, 3445). Keys are scoped per endpoint.
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -58,13 +64,17 @@ _PENDING = b"P"
 _DONE = b"D"
 
 
-def dedup_key(endpoint: str, message: Message, plaintext: bytes) -> str:
-    """The store key of a callback: its MsgId/msgid, else a hash of the whole plaintext."""
+def dedup_key(endpoint: str, message: Message, plaintext: bytes, secret: bytes) -> str:
+    """The store key of a callback: an HMAC of its MsgId/msgid, else of the whole plaintext.
+
+    :param secret: the endpoint's dedup secret (``crypto.derive_key(b"dedup")``).
+    """
     if message.msg_id is not None and message.msg_id != "":
-        identity = f"id:{message.msg_id}"
+        identity = b"id:" + str(message.msg_id).encode("utf-8")
     else:
-        identity = "sha256:" + hashlib.sha256(plaintext).hexdigest()
-    return f"dedup:{endpoint}:{identity}"
+        identity = b"doc:" + plaintext
+    digest = hmac.new(secret, identity, hashlib.sha256).hexdigest()[:32]
+    return f"dedup:{endpoint}:{digest}"
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,7 @@ class Deduplicator:
         self.write_behind = write_behind
         self._clock, self._sleep = clock, sleep
         self._held: dict[str, bytes] = {}
+        self._waiting: set[str] = set()
         self._pending: list[Change] = []
         self._lock = threading.Lock()
         self._keeper: threading.Thread | None = None
@@ -147,6 +158,7 @@ class Deduplicator:
         """Claim ``key`` for a first arrival, or find its reply, or wait for it."""
         token = _PENDING + secrets.token_hex(8).encode()
         deadline = self._clock() + self.wait
+        waiting = False
         try:
             while True:
                 if self.store.add(key, token, self.lease):
@@ -157,12 +169,42 @@ class Deduplicator:
                     return _replay(key, value)
                 if value is None:
                     continue  # the lease just expired or the reply was evicted: claim again
+                if not waiting:
+                    waiting = self._start_waiting(key)
+                    if not waiting:
+                        return Claim("waited", key)  # another request waits already
                 if self._clock() >= deadline:
                     return Claim("waited", key)
                 self._sleep(self.poll)
         except StoreError as exc:
             self._store_failed(exc)
             return Claim("bypass", key)
+        finally:
+            if waiting:
+                self._stop_waiting(key)
+
+    def _start_waiting(self, key: str) -> bool:
+        """Become the one request waiting for ``key``'s first arrival (False: one waits)."""
+        with self._lock:
+            if key in self._waiting:
+                return False
+            self._waiting.add(key)
+        try:
+            if self.store.add(key + ":wait", b"1", max(self.wait, self.poll)):
+                return True
+        except StoreError:
+            pass
+        with self._lock:
+            self._waiting.discard(key)
+        return False
+
+    def _stop_waiting(self, key: str) -> None:
+        with self._lock:
+            self._waiting.discard(key)
+        try:
+            self.store.delete(key + ":wait")
+        except StoreError as exc:
+            self._store_failed(exc)
 
     def complete(self, claim: Claim, encrypted_reply: str, credential: int = 0) -> None:
         """Store the encrypted reply ("" for none) of a first arrival and end its lease."""
@@ -265,7 +307,7 @@ def _forget_the_parents_work() -> None:
     """In a forked child (a gunicorn worker of a preloaded app): the claims and pending replies
     are the parent's to finish, and its keeper thread did not come along."""
     for dedup in list(_LIVING):
-        dedup._held, dedup._pending = {}, []
+        dedup._held, dedup._pending, dedup._waiting = {}, [], set()
         dedup._lock, dedup._keeper = threading.Lock(), None
 
 

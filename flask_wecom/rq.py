@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask
 
-from .messages import parse_message
-
 if TYPE_CHECKING:
     from rq import Queue
 
@@ -61,8 +59,4 @@ def run_deferred(app_path: str, wecom_name: str, plaintext: bytes) -> None:
     module_name, _, variable = app_path.partition(":")
     app = cast(Flask, getattr(importlib.import_module(module_name), variable))
     wecom: Any = app.extensions["wecom"].mounted[wecom_name]
-    message = parse_message(plaintext)
-    environ = {"wecom.message": message, "wecom.plaintext": plaintext}
-    with app.test_request_context(environ_overrides=environ):
-        reply = wecom.handle(message)
-    wecom.send_later(app, message, reply)
+    wecom.run_deferred(app, plaintext)

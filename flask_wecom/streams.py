@@ -14,7 +14,10 @@ or another host with Redis, gets the same answer:
 * :meth:`StreamStore.snapshot` answers a refresh. An unknown or expired id is answered
   ``finish: true`` with empty content, so WeCom stops polling.
 
-Content over 20480 bytes keeps its tail on a UTF-8 boundary. No web imports.
+Content over 20480 bytes keeps its tail on a UTF-8 boundary. Stream ids are scoped per
+endpoint, so a signed refresh for one bot never reads another bot's stream. The six-minute
+cap holds even while a chunk is slow: each state carries its wall-clock expiry, and a
+refresh after it is answered ``finish`` with what the stream has. No web imports.
 """
 
 from __future__ import annotations
@@ -51,47 +54,54 @@ class StreamState:
     content: str = ""
     finish: bool = False
     images: list[StreamImage] = field(default_factory=list)
+    #: Wall-clock seconds after which the stream counts as finished, whatever its producer does.
+    expires: float = float("inf")
 
     def encode(self) -> bytes:
         """Serialise for the store."""
         images = [[image.base64, image.md5] for image in self.images]
-        return json.dumps({"c": self.content, "f": self.finish, "i": images}).encode()
+        return json.dumps(
+            {"c": self.content, "f": self.finish, "i": images, "e": self.expires}
+        ).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> StreamState:
         """Read back what :meth:`encode` wrote."""
         raw = json.loads(data)
-        return cls(raw["c"], raw["f"], [StreamImage(b, m) for b, m in raw["i"]])
+        return cls(raw["c"], raw["f"], [StreamImage(b, m) for b, m in raw["i"]], raw["e"])
 
 
 class StreamStore:
     """Stream states in a store, keyed by stream id.
 
     :param store: memory (one process) or Redis (every worker and host).
+    :param scope: the endpoint the streams belong to; another scope never sees them.
     :param max_seconds: after this, a running stream is finished with what it has.
-    :param clock: seconds, monotonic within the process.
+    :param clock: wall-clock seconds (shared by every host reading the stream).
     """
 
     def __init__(
         self,
         store: Store,
         *,
+        scope: str = "",
         max_seconds: float = MAX_STREAM_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.scope = scope
         self.max_seconds = max_seconds
         self.clock = clock
         #: Streams are kept a minute past WeCom's last possible refresh.
         self.ttl = max_seconds + 60.0
 
     def _key(self, stream_id: str) -> str:
-        return f"stream:{stream_id}"
+        return f"stream:{self.scope}:{stream_id}"
 
     def start(self, content: str = "") -> str:
         """Open a stream with an optional first content; return its new id."""
         stream_id = secrets.token_urlsafe(16)
-        self._save(stream_id, StreamState(content))
+        self._save(stream_id, StreamState(content, expires=self.clock() + self.max_seconds))
         return stream_id
 
     def _save(self, stream_id: str, state: StreamState) -> None:
@@ -104,6 +114,8 @@ class StreamStore:
         if data is None:
             return StreamReply(stream_id, "", finish=True)
         state = StreamState.decode(data)
+        if not state.finish and self.clock() >= state.expires:
+            state.finish = True  # the producer is stuck in a slow chunk: WeCom stops polling
         return StreamReply(
             stream_id, state.content, state.finish, state.images if state.finish else ()
         )
@@ -114,8 +126,7 @@ class StreamStore:
         Text chunks are appended; images are kept for the final answer (at most
         10). A handler error finishes the stream with what it has, and is logged.
         """
-        started = self.clock()
-        state = StreamState()
+        state = StreamState(expires=self.clock() + self.max_seconds)
         try:
             for chunk in chunks:
                 if isinstance(chunk, StreamImage):
@@ -123,7 +134,7 @@ class StreamStore:
                         state.images.append(chunk)
                     continue
                 state.content = truncate_utf8_tail(state.content + chunk, MAX_STREAM_BYTES)
-                if self.clock() - started >= self.max_seconds:
+                if self.clock() >= state.expires:
                     logger.warning(
                         "stream %s ran past %.0f s; finishing it", stream_id, self.max_seconds
                     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import subprocess
@@ -39,34 +41,52 @@ def event_xml(**fields: object) -> bytes:
     return app_message_xml("event", body, to_user=CORP_ID).encode()
 
 
+SECRET = b"k" * 32
+
+
+def keyed(identity: bytes, secret: bytes = SECRET) -> str:
+    return hmac.new(secret, identity, hashlib.sha256).hexdigest()[:32]
+
+
 KEYS = [
     pytest.param(
         app_message_xml("text", {"Content": "a", "MsgId": 2**60 + 1}, to_user="c").encode(),
-        "dedup:ep:id:1152921504606846977",
+        "dedup:ep:" + keyed(b"id:1152921504606846977"),
         id="message-msgid",
     ),
-    pytest.param(b'{"msgid": "CAIQ16", "msgtype": "text"}', "dedup:ep:id:CAIQ16", id="aibot-msgid"),
+    pytest.param(
+        b'{"msgid": "CAIQ16", "msgtype": "text"}', "dedup:ep:" + keyed(b"id:CAIQ16"), id="aibot"
+    ),
+    pytest.param(
+        b'{"msgid": "", "msgtype": "text", "text": {"content": "a"}}',
+        "dedup:ep:" + keyed(b'doc:{"msgid": "", "msgtype": "text", "text": {"content": "a"}}'),
+        id="aibot-empty-msgid-keys-on-the-document",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("plaintext", "expected"), KEYS)
 def test_message_keys(plaintext: bytes, expected: str) -> None:
-    assert dedup_key("ep", parse_message(plaintext), plaintext) == expected
+    assert dedup_key("ep", parse_message(plaintext), plaintext, SECRET) == expected
 
 
-def test_event_keys_hash_the_whole_plaintext() -> None:
-    """Same sender and second, different change: two keys (the WxJava false-duplicate bug)."""
+def test_event_keys_are_an_hmac_of_the_whole_plaintext() -> None:
+    """Same sender and second, different change: two keys (the WxJava false-duplicate bug),
+    and neither is a plain hash anyone could compute from a guessed event."""
     first = event_xml(ChangeType="delete_user", UserID="lisi")
     second = event_xml(ChangeType="delete_user", UserID="wangwu")
-    keys = {dedup_key("ep", parse_message(p), p) for p in (first, second, first)}
-    assert len(keys) == 2
-    assert all(k.startswith("dedup:ep:sha256:") for k in keys)
+    keys = {dedup_key("ep", parse_message(p), p, SECRET) for p in (first, second, first)}
+    assert keys == {"dedup:ep:" + keyed(b"doc:" + p) for p in (first, second)}
+    assert not any(hashlib.sha256(p).hexdigest()[:32] in k for k in keys for p in (first, second))
+    assert dedup_key("ep", parse_message(first), first, b"x" * 32) not in keys
 
 
 def test_keys_are_scoped_per_endpoint() -> None:
     plaintext = event_xml(ChangeType="delete_user", UserID="lisi")
     message = parse_message(plaintext)
-    assert dedup_key("agent-a", message, plaintext) != dedup_key("agent-b", message, plaintext)
+    assert dedup_key("agent-a", message, plaintext, SECRET) != dedup_key(
+        "agent-b", message, plaintext, SECRET
+    )
 
 
 # -- claims ----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from flask_wecom import (
     WeCom,
     current_message,
 )
+from flask_wecom.errors import ConfigError
 from flask_wecom.messages import Message
 from flask_wecom.testing import CallbackResponse, CallbackSigner, WeComTestClient
 from tests.test_crypto import CORP_ID, KEY, TOKEN
@@ -87,13 +88,40 @@ def test_registering_twice_raises(app_and_wecom: tuple[Flask, WeCom]) -> None:
         pytest.param({"WECOM_TOKEN": None}, "WECOM_TOKEN", id="missing-token"),
         pytest.param({"WECOM_CORP_ID": None}, "WECOM_CORP_ID", id="missing-corp-id"),
         pytest.param({"WECOM_ENCODING_AES_KEY": KEY[:40]}, "43 characters", id="short-key"),
-        pytest.param({"WECOM_TOKEN": ""}, "token", id="empty-token"),
+        pytest.param({"WECOM_TOKEN": ""}, "WECOM_TOKEN must be set", id="empty-token"),
+        pytest.param(
+            {"WECOM_TOKEN": TOKEN + " "}, "WECOM_TOKEN has white space", id="token-trailing-space"
+        ),
+        pytest.param({"WECOM_CORP_ID": ""}, "WECOM_CORP_ID must be set", id="empty-corp-id"),
+        pytest.param(
+            {"WECOM_CORP_ID": "ww1, ww2 "}, "WECOM_CORP_ID has white space", id="corp-id-space"
+        ),
+        pytest.param({"WECOM_DEADLINE": "soon"}, "WECOM_DEADLINE must be a number", id="deadline"),
+        pytest.param(
+            {"WECOM_DEADLINE": 5}, "WECOM_DEADLINE must be at least 0 and under 5", id="deadline-5"
+        ),
+        pytest.param(
+            {"WECOM_AGENT_ID": "sales"}, "WECOM_AGENT_ID must be the app's numeric", id="agent-id"
+        ),
+        pytest.param({"WECOM_DEDUP": "maybe"}, "WECOM_DEDUP must be true or false", id="dedup"),
+        pytest.param(
+            {"WECOM_DEDUP_TTL": 100}, "WECOM_DEDUP_TTL must be at least twice", id="ttl-short"
+        ),
+        pytest.param({"WECOM_THREADS": 0}, "WECOM_THREADS must be at least 1", id="threads"),
     ],
 )
 def test_bad_config_fails_at_init_app(config: dict[str, Any], message: str) -> None:
     app = make_app(**config)
-    with pytest.raises(RuntimeError, match=message):
+    with pytest.raises(ConfigError, match=message) as raised:
         WeCom(app)
+    assert raised.value.key.startswith("WECOM_")
+
+
+def test_second_instance_may_not_change_app_wide_settings() -> None:
+    app = make_app()
+    WeCom(app)
+    with pytest.raises(ConfigError, match=r"WECOM_DEDUP_TTL given to WeCom .sales. differs"):
+        WeCom(app, name="sales", path="/sales", dedup_ttl=900)
 
 
 def test_unknown_option_raises() -> None:
@@ -112,7 +140,7 @@ def test_config_from_environment_strings(signer: CallbackSigner) -> None:
     app = make_app(WECOM_DEDUP="false", WECOM_MAX_BODY="4096")
     WeCom(app)
     assert app.extensions["wecom"].middleware.dedup is None
-    assert app.extensions["wecom"].middleware.max_body == 4096
+    assert app.extensions["wecom"].middleware.pipeline.max_body == 4096
 
 
 @pytest.mark.parametrize(
@@ -187,8 +215,8 @@ def test_unhandled_event_is_an_empty_200(
 @pytest.mark.parametrize(
     ("handler_result", "log_text"),
     [
-        pytest.param(RuntimeError("db down"), "handler for text/ failed", id="raises"),
-        pytest.param(42, "handler for text/ failed", id="returns-int"),
+        pytest.param(RuntimeError("db down"), "handler for text/- failed", id="raises"),
+        pytest.param(42, "handler for text/- failed", id="returns-int"),
     ],
 )
 def test_handler_errors_are_logged_and_answered_empty(

@@ -40,6 +40,7 @@ from flask_wecom.crypto import WeComCrypto, decode_aes_key
 from flask_wecom.envelope import extract_encrypted
 from flask_wecom.errors import DecryptError, ParseError, ReplyError, WeComError
 from flask_wecom.messages import Message, parse_message
+from flask_wecom.pipeline import Endpoint, check_direction
 from flask_wecom.replies import TextReply
 from flask_wecom.safe_xml import parse_xml
 from flask_wecom.testing import CallbackSigner, SignedRequest
@@ -77,6 +78,7 @@ CLIENT = Client(fuzz_app(dedup=True))
 ORACLE_CLIENT = Client(fuzz_app(dedup=False))
 SIGNER = CallbackSigner(TOKEN, KEY, CORP_ID)
 CRYPTO = WeComCrypto(TOKEN, KEY, [CORP_ID, ""])
+ENDPOINT = Endpoint("/wecom", WeComCrypto(TOKEN, KEY, CORP_ID))
 AES_KEY = decode_aes_key(KEY)
 
 
@@ -408,11 +410,13 @@ def expected_echo(message: Message) -> str | None:
 @FUZZ
 @given(plaintexts)
 def test_encrypted_plaintext_is_answered_exactly(plaintext: bytes) -> None:
-    """A valid encryption of any plaintext: 400 iff it does not parse, else the right reply."""
+    """A valid encryption of any plaintext: 400 iff it does not parse or is not a callback to
+    us (the direction check), else the right reply."""
     request = SIGNER.callback(plaintext)
     response = post(ORACLE_CLIENT, request)
     try:
         message = parse_message(plaintext)
+        check_direction(ENDPOINT, message)
     except WeComError:
         assert response.status_code == 400
         return

@@ -190,7 +190,7 @@ FLASK_BOT_TESTS = """
 import pytest
 from flask import Flask
 
-from flask_wecom import StreamReply, WeCom
+from flask_wecom import AIBot, StreamReply
 from flask_wecom.testing import Credentials
 
 
@@ -202,8 +202,8 @@ def wecom_credentials():
 @pytest.fixture
 def app(wecom_config):
     app = Flask(__name__)
-    app.config.update(wecom_config, WECOM_FORMAT="json")
-    wecom = WeCom(app)
+    app.config.update(wecom_config)
+    wecom = AIBot(app, config_prefix="WECOM_", path="/wecom")
 
     @wecom.message("text")
     def stream(message):

@@ -1,0 +1,224 @@
+"""Receivers: a callback URL's handlers and what is done with their results.
+
+A :class:`Receiver` is a :class:`~flask_wecom.router.Router` (the decorators
+``@receiver.message``, ``.event``, ``.info_type``, ``.route``, ``.default``) plus the
+policy of one kind of callback URL:
+
+* :class:`Receiver`: a self-built app (自建应用). A ``str`` result is a text reply; a
+  reply that misses the deadline is sent with message/send.
+* :class:`~flask_wecom.aibot.BotReceiver`: an AI bot (智能机器人), JSON, streams.
+* :class:`~flask_wecom.suite.SuiteReceiver`: a third-party suite's command URL, answered
+  ``success``, keeping the suite_ticket.
+
+The :class:`~flask_wecom.pipeline.Pipeline` runs them, the same way under every adapter
+(WSGI, ASGI, Flask, the AI bot's long connection). No web imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+
+from .envelope import EnvelopeFormat
+from .messages import Message
+from .replies import Reply, TextReply
+from .router import Router, RuleMatch
+from .stores import Store
+
+if TYPE_CHECKING:
+    from .client import WeComClient
+    from .runner import Runner
+
+__all__ = ["Call", "Deferrer", "ErrorHandler", "Receiver", "current_message"]
+
+logger = logging.getLogger("flask_wecom")
+
+ErrorHandler = Callable[[Message, Exception], Any]
+
+_CURRENT: contextvars.ContextVar[Message] = contextvars.ContextVar("flask_wecom.message")
+
+
+class _CurrentMessage:
+    """A proxy to the message being handled (like ``flask.request``), in any framework."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            message = _CURRENT.get()
+        except LookupError:
+            raise RuntimeError("current_message is only available inside a handler") from None
+        return getattr(message, name)
+
+    def __repr__(self) -> str:
+        message = _CURRENT.get(None)
+        return f"<current_message {type(message).__name__ if message else 'unbound'}>"
+
+
+#: The message being handled, inside a handler and the code it calls.
+current_message: Message = cast(Message, _CurrentMessage())
+
+
+class Deferrer(Protocol):
+    """Runs ``deferred=True`` handlers somewhere else than the web worker.
+
+    The default runs them on the pipeline's runner. :class:`flask_wecom.rq.RQDeferrer`
+    hands them to RQ workers, for deployments that outgrow one machine.
+    """
+
+    def defer(self, wecom_name: str, plaintext: bytes) -> None:
+        """Arrange for the receiver named ``wecom_name`` to handle ``plaintext`` later."""
+        ...
+
+
+#: The context every handler of an endpoint runs in (Flask: the app context).
+Scope = Callable[[], AbstractContextManager[Any]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One verified callback, as a receiver's policy sees it."""
+
+    #: The parsed message.
+    message: Message
+    #: The decrypted document.
+    plaintext: bytes
+    #: The endpoint's name (scopes stream state and store keys).
+    endpoint: str
+    #: The pipeline's store (dedup, streams, suite tickets, access tokens).
+    store: Store
+    #: Runs AI-bot stream producers (long-lived, apart from the handler threads).
+    streams: Runner
+    #: The endpoint's API client for late replies (message/send), if it has one.
+    client: WeComClient | None = None
+    #: The context handlers run in.
+    scope: Scope = contextlib.nullcontext
+
+
+class Receiver(Router):
+    """The handlers of one callback URL and the policy of a self-built app (自建应用).
+
+    Where it runs (deadline, API client, deferrer) is the endpoint's business
+    (:class:`~flask_wecom.pipeline.Endpoint`), so one receiver may serve several apps.
+
+    :param name: the receiver's name, for logs and deferrers.
+    """
+
+    #: The reply envelope of this kind of callback URL.
+    format: ClassVar[EnvelopeFormat] = "xml"
+    #: A literal, unencrypted answer to every accepted callback ("" for passive replies).
+    acknowledge: ClassVar[str] = ""
+    #: Where this kind's settings are read (``WECOM_TOKEN`` ...), and its own defaults.
+    config_prefix: ClassVar[str] = "WECOM_"
+    preset: ClassVar[Mapping[str, Any]] = {}
+    #: The settings this kind needs (a self-built app needs its CorpID).
+    required: ClassVar[tuple[str, ...]] = ("TOKEN", "ENCODING_AES_KEY", "CORP_ID")
+    #: Late and deferred replies go by message/send (which needs WECOM_SECRET, AGENT_ID).
+    sends_late_replies_by_api: ClassVar[bool] = True
+
+    def __init__(self, *, name: str = "wecom") -> None:
+        super().__init__()
+        self.name = name
+        self._error_handler: ErrorHandler | None = None
+
+    def receive_ids(
+        self, corp_ids: tuple[str, ...], suite_id: str
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The receive ids of URL verification (GET) and of callbacks (POST): the CorpIDs."""
+        return corp_ids, corp_ids
+
+    def errorhandler(self, handler: ErrorHandler) -> ErrorHandler:
+        """Decorator: called as ``handler(message, exc)`` when a handler raises.
+
+        Its return value is the reply (None for none). Without one, the error is
+        logged and WeCom gets an empty answer.
+        """
+        self._error_handler = handler
+        return handler
+
+    # -- policy: each kind of receiver overrides what differs ---------------------------
+
+    def before_handler(self, call: Call) -> Reply | None:
+        """Runs before routing; a reply returned here answers at once (None: route)."""
+        return None
+
+    def to_reply(self, result: Any, call: Call) -> Reply | None:
+        """Turn a handler's return value into a reply: a ``str`` becomes a text reply.
+
+        :raises TypeError: the handler returned something that is not a reply.
+        """
+        if result is None or isinstance(result, Reply):
+            return result
+        if isinstance(result, str):
+            return TextReply(result) if result else None
+        raise TypeError(
+            f"a WeCom handler must return str, a Reply or None, not {type(result).__name__}"
+        )
+
+    def deliver(self, call: Call, reply: Reply) -> None:
+        """Send a late or deferred reply to the sender (发送应用消息, message/send)."""
+        if call.client is None:
+            raise RuntimeError(
+                f"endpoint {call.endpoint!r} has a late reply but no API client: set its "
+                "secret and agent id (WECOM_SECRET, WECOM_AGENT_ID) to send it by message/send"
+            )
+        call.client.send_reply(reply, to_user=call.message.from_user_name or "")
+
+    # -- running --------------------------------------------------------------------------
+
+    def invoke(self, found: RuleMatch, call: Call) -> Reply | None:
+        """Run a handler on the call and turn its result into a reply (None: no reply).
+
+        A handler error goes to the error handler, whose result is the reply; without
+        one, or if it fails too, the error is logged and there is no reply.
+        """
+        token = _CURRENT.set(call.message)
+        try:
+            with call.scope():
+                try:
+                    return self.to_reply(found.call(call.message), call)
+                except Exception as exc:
+                    return self._on_error(call, exc)
+        finally:
+            _CURRENT.reset(token)
+
+    def _on_error(self, call: Call, exc: Exception) -> Reply | None:
+        message = call.message
+        if self._error_handler is None:
+            logger.error(
+                "handler for %s/%s failed",
+                message.type,
+                message.event or "-",
+                exc_info=exc,
+            )
+            return None
+        try:
+            return self.to_reply(self._error_handler(message, exc), call)
+        except Exception:
+            logger.exception("the WeCom error handler failed")
+            return None
+
+    def deliver_late(self, call: Call, reply: Reply | None) -> None:
+        """Deliver a late or deferred handler's reply; errors are logged, never raised."""
+        if reply is None:
+            return
+        try:
+            with call.scope():
+                self.deliver(call, reply)
+        except Exception:
+            logger.exception(
+                "could not send the late reply for %s/%s",
+                call.message.type,
+                call.message.event or "-",
+            )
+
+    def handle(self, call: Call) -> Reply | None:
+        """Route and run the call at once, without deadline (deferred jobs, tests)."""
+        early = self.before_handler(call)
+        if early is not None:
+            return early
+        found = self.resolve(call.message)
+        return None if found is None else self.invoke(found, call)
