@@ -43,7 +43,14 @@ from .errors import (
     SignatureError,
 )
 
-__all__ = ["BLOCK_SIZE", "Decrypted", "WeComCrypto", "decode_aes_key", "signature"]
+__all__ = [
+    "BLOCK_SIZE",
+    "Decrypted",
+    "WeComCrypto",
+    "decode_aes_key",
+    "decrypt_media",
+    "signature",
+]
 
 #: WeCom pads to 32-byte blocks (PKCS#7 with k in 1..32), not AES's 16.
 BLOCK_SIZE = 32
@@ -52,6 +59,29 @@ _KEY_PATTERN = re.compile(r"[A-Za-z0-9+/]{43}")
 _PREFIX_LENGTH = 16
 _HEADER_LENGTH = _PREFIX_LENGTH + 4
 _MAX_MESSAGE = 2**32 - 1
+
+
+def decrypt_media(data: bytes, aeskey: str) -> bytes:
+    """Decrypt a file an AI bot downloaded with its per-message ``aeskey`` (长连接 media).
+
+    AES-256-CBC with IV = the key's first 16 bytes, PKCS#7 padding to 32-byte blocks, and
+    no framing. The base64 key may lack its ``=`` padding.
+
+    :raises DecryptError: the key is not 32 bytes of base64, or the data or padding is bad.
+    """
+    try:
+        key = base64.b64decode(aeskey + "=" * (-len(aeskey) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise Base64DecodeError("the media aeskey is not valid base64") from exc
+    if len(key) != 32:
+        raise DecryptError(f"the media aeskey decodes to {len(key)} bytes, not 32")
+    if not data or len(data) % 16:
+        raise DecryptError(f"media length {len(data)} is not a positive multiple of 16")
+    padded = AES.new(key, AES.MODE_CBC, key[:16]).decrypt(data)
+    pad = padded[-1]
+    if not 1 <= pad <= BLOCK_SIZE or padded[-pad:] != bytes((pad,)) * pad:
+        raise IllegalBufferError("bad PKCS#7 padding in the media file")
+    return padded[:-pad]
 
 
 def signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
