@@ -27,7 +27,9 @@ import requests
 
 import flask_wecom
 from flask_wecom.crypto import WeComCrypto, decode_aes_key, signature
+from flask_wecom.envelope import extract_encrypted
 from flask_wecom.errors import SignatureError
+from flask_wecom.safe_xml import parse_xml
 from flask_wecom.middleware import DEFAULT_MAX_BODY
 from flask_wecom.testing import CallbackSigner, SignedRequest, app_message_xml
 from tests.attacks.forge import (
@@ -438,9 +440,43 @@ def deep_json_envelope(s: CallbackSigner) -> SignedRequest:
 
 # -- the corpus ---------------------------------------------------------------------------------
 
+
+def oracle_get(t: Target) -> Answer:
+    """A captured callback's ciphertext sent as a URL check's echostr (a decryption oracle)."""
+    request = t.signer.text(f"{MARKER} my salary is 12345")
+    query = f"{request.query_string}&echostr={quote(encrypted_of(request), safe='')}"
+    return send(t.server, replace(request, method="GET", query_string=query, body=b""))
+
+
+def reflected_reply(t: Target) -> Answer:
+    """The server's own encrypted reply posted back to it as a callback."""
+    answer = send(t.server, t.signer.text(MARKER))
+    fields = {f: _xml_field(answer.body, f) for f in ("MsgSignature", "TimeStamp", "Nonce")}
+    query = urlencode(
+        {
+            "msg_signature": fields["MsgSignature"],
+            "timestamp": fields["TimeStamp"],
+            "nonce": fields["Nonce"],
+        }
+    )
+    body = (
+        b"<xml><Encrypt><![CDATA["
+        + extract_encrypted(answer.body).encode()
+        + b"]]></Encrypt></xml>"
+    )
+    return send(t.server, SignedRequest("POST", query, body, "text/xml", b"", "", ""))
+
+
+def _xml_field(body: bytes, name: str) -> str:
+    return parse_xml(body).findtext(name) or ""
+
+
 NOW = int(time.time())
 
 ATTACKS = [
+    # an observer without the keys (issue 19)
+    pytest.param(oracle_get, Expect(400), id="observer-oracle-get"),
+    pytest.param(reflected_reply, Expect(400), id="observer-reflected-reply"),
     # signatures
     pytest.param(http(lambda s: s.text(MARKER, signature="0" * 40)), Expect(403), id="sig-forged"),
     pytest.param(tweak_signature(lambda g: g[:-1]), Expect(403), id="sig-truncated-39"),
