@@ -29,8 +29,8 @@ import flask_wecom
 from flask_wecom.crypto import WeComCrypto, decode_aes_key, signature
 from flask_wecom.envelope import extract_encrypted
 from flask_wecom.errors import SignatureError
-from flask_wecom.safe_xml import parse_xml
 from flask_wecom.middleware import DEFAULT_MAX_BODY
+from flask_wecom.safe_xml import parse_xml
 from flask_wecom.testing import CallbackSigner, SignedRequest, app_message_xml
 from tests.attacks.forge import (
     CORP_ID,
