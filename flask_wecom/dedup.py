@@ -140,6 +140,9 @@ class Deduplicator:
                 raise ValueError(f"{name} must be zero or more seconds")
         self.store: Store = store if store is not None else MemoryStore()
         self.ttl, self.lease, self.wait, self.poll = ttl, lease, wait, poll
+        # A memory store dies with its process, so nobody can outlive a claim in it: its
+        # claims need no lease renewal (and no keeper thread); they last until settled.
+        self._renews = not isinstance(self.store, MemoryStore)
         if write_behind is None:
             write_behind = 0.0 if isinstance(self.store, MemoryStore) else 0.05
         self.write_behind = write_behind
@@ -158,11 +161,13 @@ class Deduplicator:
         """Claim ``key`` for a first arrival, or find its reply, or wait for it."""
         token = _PENDING + secrets.token_hex(8).encode()
         deadline = self._clock() + self.wait
+        lease = self.lease if self._renews else self.ttl
         waiting = False
         try:
             while True:
-                if self.store.add(key, token, self.lease):
-                    self._hold(key, token)
+                if self.store.add(key, token, lease):
+                    if self._renews:
+                        self._hold(key, token)
                     return Claim("first", key, token)
                 value = self.store.get(key)
                 if value is not None and value.startswith(_DONE):

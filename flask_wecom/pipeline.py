@@ -86,7 +86,7 @@ logger = logging.getLogger("flask_wecom")
 DEFAULT_MAX_BODY = 256 * 1024
 #: Default cap on the envelope that is parsed and signed: the largest documented callback
 #: (an AI bot's mixed message) is well under it, and a refused request stays cheap.
-DEFAULT_MAX_ENVELOPE = 64 * 1024
+DEFAULT_MAX_ENVELOPE = 32 * 1024
 #: Default replay window, seconds either side of the clock.
 DEFAULT_TOLERANCE = 300.0
 #: The longest decrypted ``echostr`` answered: WeCom's is a random number of about 19 digits.

@@ -364,3 +364,19 @@ def test_a_forked_worker_neither_finishes_nor_loses_the_parents_work(redis_url: 
     dedup.flush()
     assert other.claim("parent").reply == "PARENT"
     assert other.claim("held").state == "first"
+
+
+def test_a_memory_store_needs_no_keeper_thread() -> None:
+    """Claims in process memory die with the process: nothing to renew, no thread to run."""
+    dedup = Deduplicator(MemoryStore(), lease=0.3, wait=0)
+    claim = dedup.claim("held")
+    time.sleep(0.5)  # past the lease: a memory claim is not lost for want of renewal
+    assert dedup.claim("held").state == "waited"
+    assert not any(t.name == "flask-wecom-dedup" for t in threading.enumerate())
+    dedup.complete(claim, "R")
+    assert dedup.claim("held").state == "replay"
+
+
+def test_the_defaults_answer_within_wecoms_five_seconds() -> None:
+    dedup = Deduplicator()
+    assert dedup.wait < 5 and dedup.lease < 5 and dedup.ttl >= 600
