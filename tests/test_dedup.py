@@ -368,11 +368,13 @@ def test_a_forked_worker_neither_finishes_nor_loses_the_parents_work(redis_url: 
 
 def test_a_memory_store_needs_no_keeper_thread() -> None:
     """Claims in process memory die with the process: nothing to renew, no thread to run."""
+    before = set(threading.enumerate())
     dedup = Deduplicator(MemoryStore(), lease=0.3, wait=0)
     claim = dedup.claim("held")
     time.sleep(0.5)  # past the lease: a memory claim is not lost for want of renewal
     assert dedup.claim("held").state == "waited"
-    assert not any(t.name == "flask-wecom-dedup" for t in threading.enumerate())
+    started = set(threading.enumerate()) - before
+    assert not any(t.name == "flask-wecom-dedup" for t in started)
     dedup.complete(claim, "R")
     assert dedup.claim("held").state == "replay"
 
