@@ -111,7 +111,10 @@ class PayloadTooLarge(ParseError):
     code = -40002
     reason = "too_large"
     status = 413
-    hint = "the body is larger than WECOM_MAX_BODY (callbacks are a few KB): not from WeCom"
+    hint = (
+        "the request is larger than WECOM_MAX_BODY or WECOM_MAX_ENVELOPE allow "
+        "(callbacks are a few KB): not from WeCom"
+    )
 
 
 class AESKeyError(WeComError, ValueError):
