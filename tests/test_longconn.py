@@ -1,0 +1,392 @@
+"""The AI bot's long connection (flask_wecom.longconn) against the fake server, in one process.
+
+Every test runs the real transport on its own thread against FakeLongConnServer on loopback;
+intervals are short so the protocol's timing rules play out in well under a second each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+from flask_wecom.aibot import BotReceiver
+from flask_wecom.longconn import (
+    AuthFailed,
+    Backoff,
+    Displaced,
+    LongConnection,
+    QuotaExceeded,
+)
+from flask_wecom.messages import Message
+from flask_wecom.receivers import current_message
+from flask_wecom.replies import BotUpdateTemplateCardReply, TemplateCardReply
+from flask_wecom.testing_longconn import FakeLongConnServer, encrypt_media
+
+BOT, SECRET = "aibTESTBOT", "TEST_LONGCONN_SECRET"
+FAST = Backoff(base=0.05, cap=0.2)
+CARD = {"card_type": "text_notice", "main_title": {"title": "Done"}, "task_id": "TASK1"}
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLongConnServer]:
+    with FakeLongConnServer(BOT, SECRET, displaced_close_delay=0.2) as fake:
+        yield fake
+
+
+@contextmanager
+def running(
+    bot: BotReceiver, server: FakeLongConnServer, **options: Any
+) -> Iterator[LongConnection]:
+    """The transport, subscribed, on a thread of its own; stopped on exit."""
+    options.setdefault("reconnect", FAST)
+    conn = LongConnection(bot, BOT, options.pop("secret", SECRET), url=server.url, **options)
+    conn.start()
+    try:
+        assert conn.wait_ready(5)
+        yield conn
+    finally:
+        conn.stop(10)
+
+
+def echo_bot() -> BotReceiver:
+    bot = BotReceiver()
+
+    @bot.message("text")
+    def echo(message: Message) -> str:
+        return f"echo: {message.content}"
+
+    return bot
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def sync_text(message: Message) -> str:
+    return f"sync: {message.content}"
+
+
+async def async_text(message: Message) -> str:
+    await asyncio.sleep(0)
+    return f"async: {current_message.content}"
+
+
+def sync_stream(message: Message) -> Iterator[str]:
+    yield "one "
+    yield "two "
+    yield str(current_message.content)
+
+
+async def async_stream(message: Message) -> AsyncIterator[str]:
+    for word in ("one ", "two ", str(message.content)):
+        await asyncio.sleep(0.01)
+        yield word
+
+
+@pytest.mark.parametrize(
+    ("handler", "expected"),
+    [
+        pytest.param(sync_text, "sync: hi", id="sync-str"),
+        pytest.param(async_text, "async: hi", id="async-str"),
+        pytest.param(sync_stream, "one two hi", id="sync-generator"),
+        pytest.param(async_stream, "one two hi", id="async-generator"),
+    ],
+)
+def test_a_handler_answers_with_a_finished_stream(
+    server: FakeLongConnServer, handler: Callable[..., Any], expected: str
+) -> None:
+    bot = BotReceiver()
+    bot.message("text")(handler)
+    with running(bot, server):
+        req_id = server.push_message("hi")
+        assert server.wait_for(lambda: server.stream_text(req_id)) == expected
+        assert all(s.errcode == 0 for s in server.sent(req_id=req_id))
+
+
+def test_sync_handlers_run_off_the_event_loop(server: FakeLongConnServer) -> None:
+    bot = BotReceiver()
+    seen: list[bool] = []
+
+    @bot.message("text")
+    def blocking(message: Message) -> str:
+        try:
+            asyncio.get_running_loop()
+            seen.append(True)
+        except RuntimeError:
+            seen.append(False)
+        time.sleep(0.3)  # blocks a pool thread, not the loop: both messages overlap
+        return "done"
+
+    with running(bot, server):
+        started = time.monotonic()
+        first, second = server.push_message("a"), server.push_message("b")
+        server.wait_for(lambda: server.stream_text(first) and server.stream_text(second))
+        assert time.monotonic() - started < 0.55
+    assert seen == [False, False]
+
+
+def test_welcome_and_card_update_use_their_own_commands(server: FakeLongConnServer) -> None:
+    bot = BotReceiver()
+
+    @bot.event("enter_chat")
+    def welcome(message: Message) -> str:
+        return "Hello!"
+
+    @bot.event("template_card_event")
+    def clicked(message: Message) -> BotUpdateTemplateCardReply:
+        return BotUpdateTemplateCardReply(CARD)
+
+    @bot.message("text")
+    def card(message: Message) -> TemplateCardReply:
+        return TemplateCardReply(CARD)
+
+    with running(bot, server):
+        entered = server.push_event("enter_chat")
+        click = server.push_event(
+            "template_card_event", details={"event_key": "OK", "task_id": "TASK1"}
+        )
+        text = server.push_message("card please")
+        server.wait_for(lambda: len(server.sent()) == 3)
+    commands = {s.req_id: (s.cmd, s.errcode) for s in server.sent()}
+    assert commands == {
+        entered: ("aibot_respond_welcome_msg", 0),
+        click: ("aibot_respond_update_msg", 0),
+        text: ("aibot_respond_msg", 0),
+    }
+    assert server.sent(req_id=entered)[0].body == {"msgtype": "text", "text": {"content": "Hello!"}}
+
+
+def test_a_welcome_slower_than_the_window_is_dropped_and_logged(
+    server: FakeLongConnServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = BotReceiver()
+
+    @bot.event("enter_chat")
+    async def slow(message: Message) -> str:
+        await asyncio.sleep(1)
+        return "too late"
+
+    with running(bot, server, event_deadline=0.2):
+        server.push_event("enter_chat")
+        server.wait_for(lambda: "took over WeCom's 5 s" in caplog.text)
+    assert server.sent() == []
+
+
+def test_duplicate_deliveries_run_the_handler_once(server: FakeLongConnServer) -> None:
+    bot = BotReceiver()
+    calls: list[str] = []
+
+    @bot.message("text")
+    def count(message: Message) -> str:
+        calls.append(str(message.msg_id))
+        return "once"
+
+    with running(bot, server) as conn:
+        first = server.push_message("x", msgid="MSG_DUP")
+        server.wait_for(lambda: server.stream_text(first))
+        server.push_message("x", msgid="MSG_DUP")
+        server.wait_for(lambda: conn.stats["duplicates"] == 1)
+    assert calls == ["MSG_DUP"]
+    assert len(server.sent()) == 1
+
+
+def test_bad_credentials_raise_after_a_few_tries_and_stop(server: FakeLongConnServer) -> None:
+    conn = LongConnection(
+        echo_bot(), BOT, "wrong", url=server.url, reconnect=FAST, max_auth_failures=3
+    )
+    conn.start()
+    with pytest.raises(AuthFailed, match="853000"):
+        conn.wait(5)
+    assert server.refused_subscribes == 3
+    time.sleep(0.3)
+    assert server.refused_subscribes == 3  # no retry storm afterwards
+    assert server.open_connections() == 0  # the client closed the unauthenticated sockets
+
+
+def test_a_server_that_stops_acking_pings_is_left_for_a_new_connection(
+    server: FakeLongConnServer,
+) -> None:
+    with running(echo_bot(), server, ping_interval=0.1) as conn:
+        server.ack_pings = False
+        server.wait_for(lambda: server.subscribes == 2 or None, timeout=3)
+        server.ack_pings = True
+        assert conn.wait_ready(3)
+        req_id = server.push_message("after")
+        assert server.wait_for(lambda: server.stream_text(req_id)) == "echo: after"
+        assert conn.stats["drops"] >= 1
+
+
+def gated_stream(first: str, then: str) -> tuple[BotReceiver, threading.Event]:
+    """A bot streaming ``first``, then ``then`` once the returned event is set."""
+    bot = BotReceiver()
+    gate = threading.Event()
+
+    @bot.message("text")
+    def gated(message: Message) -> Iterator[str]:
+        yield first
+        gate.wait(5)
+        yield then
+
+    return bot, gate
+
+
+def test_a_stream_survives_a_dropped_connection(server: FakeLongConnServer) -> None:
+    bot, release = gated_stream("before ", "after")
+    with running(bot, server):
+        req_id = server.push_message("go")
+        server.wait_for(lambda: server.stream(req_id))
+        server.drop()
+        server.wait_for(lambda: server.subscribes == 2)
+        release.set()
+        assert server.wait_for(lambda: server.stream_text(req_id)) == "before after"
+
+
+def test_one_frame_in_flight_per_req_id() -> None:
+    with FakeLongConnServer(BOT, SECRET, ack_delay=0.1) as server:
+        bot = BotReceiver()
+
+        @bot.message("text")
+        async def fast(message: Message) -> AsyncIterator[str]:
+            for i in range(30):
+                await asyncio.sleep(0.01)
+                yield f"{i} "
+
+        with running(bot, server):
+            req_id = server.push_message("go")
+            text = server.wait_for(lambda: server.stream_text(req_id), timeout=10)
+        frames = server.sent(req_id=req_id)
+    assert text == "".join(f"{i} " for i in range(30))
+    assert 2 <= len(frames) < 30  # intermediate frames are merged while one awaits its ack
+    gaps = [b.at - a.at for a, b in itertools.pairwise(frames)]
+    assert min(gaps) >= 0.09
+
+
+def pausing_stream(first: str, pause: float, then: str) -> BotReceiver:
+    """A bot whose async generator yields ``first``, sleeps ``pause`` s, yields ``then``."""
+    bot = BotReceiver()
+
+    @bot.message("text")
+    async def pausing(message: Message) -> AsyncIterator[str]:
+        yield first
+        await asyncio.sleep(pause)
+        yield then
+
+    return bot
+
+
+def test_a_stream_is_finished_before_its_limit_and_the_rest_pushed(
+    server: FakeLongConnServer,
+) -> None:
+    with running(pausing_stream("start ", 0.6, "end"), server, stream_limit=0.3):
+        req_id = server.push_message("go", userid="lisi")
+        pushed = server.wait_for(lambda: server.sent("aibot_send_msg"))
+        assert server.stream_text(req_id) == "start "
+    assert pushed[0].body == {
+        "chatid": "lisi",
+        "msgtype": "markdown",
+        "markdown": {"content": "end"},
+    }
+
+
+def test_an_expired_stream_moves_to_a_proactive_message() -> None:
+    now = [0.0]
+    with FakeLongConnServer(BOT, SECRET, clock=lambda: now[0]) as server:
+        bot, step = gated_stream("start ", "end")
+        with running(bot, server):
+            req_id = server.push_message("go")
+            server.wait_for(lambda: server.stream(req_id))
+            now[0] += 361  # past the 6 minutes: the next frame gets 846608
+            step.set()
+            pushed = server.wait_for(lambda: server.sent("aibot_send_msg"))
+        assert [s.errcode for s in server.sent(req_id=req_id)] == [0, 846608]
+        assert pushed[0].body["markdown"] == {"content": "end"}
+
+
+def test_a_quiet_stream_is_refreshed(server: FakeLongConnServer) -> None:
+    with running(pausing_stream("thinking", 0.5, "."), server, stream_refresh=0.1):
+        req_id = server.push_message("go")
+        server.wait_for(lambda: server.stream_text(req_id))
+    contents = [s.body["stream"]["content"] for s in server.sent(req_id=req_id)]
+    assert contents.count("thinking") >= 3
+    assert contents[-1] == "thinking."
+
+
+def test_the_quota_is_a_typed_error_never_a_silent_drop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeLongConnServer(BOT, SECRET, quota_per_minute=2) as server:
+        with running(echo_bot(), server) as conn:
+            for i in range(3):
+                server.push_message(f"m{i}")
+            server.wait_for(lambda: conn.stats["quota"] == 1)
+            with pytest.raises(QuotaExceeded):
+                conn.call_blocking(conn.send_message("zhangsan", "more"))
+        assert "longconn_quota" in caplog.text
+
+
+def test_a_displaced_holder_stops_without_reconnecting(
+    server: FakeLongConnServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = LongConnection(echo_bot(), BOT, SECRET, url=server.url, reconnect=FAST).start()
+    assert conn.wait_ready(5)
+    with connect(server.url) as other:
+        other.send(
+            '{"cmd":"aibot_subscribe","headers":{"req_id":"x"},"body":'
+            f'{{"bot_id":"{BOT}","secret":"{SECRET}"}}}}'
+        )
+        assert '"errcode": 0' in str(other.recv(2))
+        with pytest.raises(Displaced):
+            conn.wait(5)
+        time.sleep(0.3)
+        assert server.subscribes == 2 and server.kicks == 1
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "disconnected_event" in errors[0].getMessage()
+
+
+def test_inbound_media_is_downloaded_and_decrypted(server: FakeLongConnServer) -> None:
+    bot = BotReceiver()
+    data = bytes(range(256)) * 40
+    got: list[tuple[bytes, str]] = []
+    conn_box: list[LongConnection] = []
+
+    @bot.message("file")
+    async def save(message: Message) -> str:
+        file = message.raw["file"]
+        media = await conn_box[0].download_media(file["url"], file["aeskey"])
+        got.append((media.data, media.filename))
+        return "saved"
+
+    with running(bot, server) as conn:
+        conn_box.append(conn)
+        req_id = server.push_message(msgtype="file", media=data, filename="report.pdf")
+        server.wait_for(lambda: server.stream_text(req_id))
+    assert got == [(data, "report.pdf")]
+
+
+def test_upload_then_push_the_file(server: FakeLongConnServer) -> None:
+    data = b"x" * (512 * 1024 + 10)  # two chunks
+    with running(echo_bot(), server) as conn:
+        hello = server.push_message("hi")  # aibot_send_msg needs a chat that wrote first
+        server.wait_for(lambda: server.stream_text(hello))
+        media_id = conn.call_blocking(conn.upload_media(data, "big.bin"))
+        conn.call_blocking(
+            conn.send_message("zhangsan", {"msgtype": "file", "file": {"media_id": media_id}})
+        )
+    assert server.uploads[media_id] == ("file", "big.bin", data)
+    assert server.sent("aibot_send_msg")[0].errcode == 0
+
+
+def test_encrypt_media_round_trips_through_the_crypto_module() -> None:
+    from flask_wecom.crypto import decrypt_media
+
+    key = "A" * 43
+    for size in (0, 1, 31, 32, 33):
+        assert decrypt_media(encrypt_media(b"z" * size, key), key) == b"z" * size
