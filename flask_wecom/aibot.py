@@ -16,10 +16,12 @@ to the endpoint. A late reply goes to the message's ``response_url``. No web imp
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, Mapping
 from typing import Any, ClassVar
 
+from .aio import is_stream
 from .client import post_response_url
 from .envelope import EnvelopeFormat
 from .messages import Message
@@ -27,18 +29,17 @@ from .receivers import Call, Receiver
 from .replies import Reply, StreamReply, TemplateCardReply, WelcomeTextReply
 from .streams import StreamStore
 
-__all__ = ["BotReceiver", "is_stream"]
+__all__ = ["BotReceiver"]
 
-
-def is_stream(result: Any) -> bool:
-    """True for a handler result that streams: an iterable that is not a reply or text."""
-    return isinstance(result, Iterable) and not isinstance(result, Reply | str | bytes | Mapping)
+#: Stream producers running on an event loop (a reference keeps each alive until it ends).
+_PRODUCERS: set[asyncio.Task[None]] = set()
 
 
 class BotReceiver(Receiver):
     """An AI bot's callback URL: JSON envelopes, receive id ``""``, streamed answers."""
 
     format: ClassVar[EnvelopeFormat] = "json"
+    default_name: ClassVar[str] = "aibot"
     config_prefix: ClassVar[str] = "WECOM_AIBOT_"
     preset: ClassVar[Mapping[str, Any]] = {"FORMAT": "json", "CORP_ID": "", "PATH": "/aibot"}
     required: ClassVar[tuple[str, ...]] = ("TOKEN", "ENCODING_AES_KEY")
@@ -75,7 +76,14 @@ class BotReceiver(Receiver):
         if is_stream(result):
             streams = self.streams(call)
             stream_id = streams.start()
-            call.streams.defer(lambda: streams.run(stream_id, result))
+            if isinstance(result, AsyncIterable):  # an async generator: produced on the loop
+                producer = asyncio.get_running_loop().create_task(
+                    streams.run_async(stream_id, result)
+                )
+                _PRODUCERS.add(producer)
+                producer.add_done_callback(_PRODUCERS.discard)
+            else:
+                call.streams.defer(lambda: streams.run(stream_id, result))
             return StreamReply(stream_id)
         return super().to_reply(result, call)
 

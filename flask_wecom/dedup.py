@@ -48,7 +48,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -159,6 +159,19 @@ class Deduplicator:
 
     def claim(self, key: str) -> Claim:
         """Claim ``key`` for a first arrival, or find its reply, or wait for it."""
+        return self.drive(self.claim_steps(key))
+
+    def drive(self, steps: Generator[float, None, Claim]) -> Claim:
+        """Run :meth:`claim_steps` to its end, sleeping as it asks."""
+        while True:
+            try:
+                self._sleep(next(steps))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def claim_steps(self, key: str) -> Generator[float, None, Claim]:
+        """:meth:`claim` as a generator: it yields the seconds to wait before looking again
+        and returns the claim, so an event loop can wait with ``await asyncio.sleep``."""
         token = _PENDING + secrets.token_hex(8).encode()
         deadline = self._clock() + self.wait
         lease = self.lease if self._renews else self.ttl
@@ -180,7 +193,7 @@ class Deduplicator:
                         return Claim("waited", key)  # another request waits already
                 if self._clock() >= deadline:
                     return Claim("waited", key)
-                self._sleep(self.poll)
+                yield self.poll
         except StoreError as exc:
             self._store_failed(exc)
             return Claim("bypass", key)

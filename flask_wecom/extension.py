@@ -94,7 +94,7 @@ class WeCom(Receiver):
     app context (``current_app``, extensions), not in a request context.
 
     :param app: the app, or None to call :meth:`init_app` later (app factories).
-    :param name: the blueprint and endpoint name (default :attr:`default_name`); give
+    :param name: the blueprint and endpoint name (default ``default_name``); give
         each instance its own when an app serves several agents.
     :param config_prefix: where settings are read from in ``app.config`` (default
         :attr:`~flask_wecom.receivers.Receiver.config_prefix`): ``WECOM_`` gives
@@ -105,9 +105,6 @@ class WeCom(Receiver):
     :param options: settings given directly, by their lower-case key without the prefix
         (``token=..., corp_id=..., path=...``); they win over ``app.config``.
     """
-
-    #: The blueprint and endpoint name when none is given.
-    default_name = "wecom"
 
     def __init__(
         self,
@@ -123,7 +120,7 @@ class WeCom(Receiver):
         unknown = {k.upper() for k in options} - known
         if unknown:
             raise TypeError(f"unknown WeCom options: {', '.join(sorted(unknown))}")
-        super().__init__(name=name or self.default_name)
+        super().__init__(name=name)
         self.prefix = config_prefix or self.config_prefix
         self.options = {k.upper(): v for k, v in options.items()}
         self.hooks = list(hooks)
@@ -222,8 +219,6 @@ class AIBot(WeCom, BotReceiver):
     ``response_url``.
     """
 
-    default_name = "aibot"
-
 
 class WeComSuite(WeCom, SuiteReceiver):
     """A third-party app's command callback URL (第三方应用 指令回调), keyed by InfoType.
@@ -234,8 +229,6 @@ class WeComSuite(WeCom, SuiteReceiver):
     its method. Every accepted callback is answered ``success``, and the latest
     ``suite_ticket`` is kept (:meth:`suite_ticket`).
     """
-
-    default_name = "suite"
 
     def suite_ticket(self, app: Flask | None = None) -> str | None:  # type: ignore[override]
         """The latest suite_ticket WeCom pushed (None if none in the last 30 minutes)."""

@@ -32,13 +32,15 @@ No web framework is imported here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
 from .crypto import WeComCrypto
@@ -58,6 +60,7 @@ from .errors import (
 from .messages import Message, parse_message
 from .receivers import Call, Deferrer, Receiver, Scope
 from .replies import Reply
+from .router import RuleMatch
 from .runner import LATE, Runner
 from .stores import MemoryStore, Store
 
@@ -69,12 +72,14 @@ __all__ = [
     "DEFAULT_MAX_ENVELOPE",
     "DEFAULT_TOLERANCE",
     "MAX_ECHO_BYTES",
+    "AfterSignature",
     "Answer",
     "Endpoint",
     "Outcome",
     "OutcomeHook",
     "Pipeline",
     "Query",
+    "Route",
     "Verified",
     "check_direction",
     "parse_query",
@@ -257,11 +262,13 @@ class Verified:
     remote: str = "?"
 
 
-class _AfterSignature(Exception):
-    """A failure after the signature checked out: answered uniformly, logged specifically."""
+class AfterSignature(WeComError):
+    """A refusal after the signature checked out: every cause gets one answer (so nothing
+    about the plaintext leaks: no padding or receive-id oracle); the log names the cause."""
 
     def __init__(self, error: WeComError) -> None:
-        super().__init__(error.reason)
+        super().__init__(str(error))
+        #: What actually failed (logged, counted; never shown to the client).
         self.error = error
 
 
@@ -308,6 +315,26 @@ def check_direction(endpoint: Endpoint, message: Message) -> None:
         raise NotACallback(
             f"AgentID {message.agent_id} is not this endpoint's ({endpoint.agent_id})"
         )
+
+
+class Route(NamedTuple):
+    """Where a callback goes (:meth:`Pipeline.route`)."""
+
+    receiver: Receiver
+    call: Call
+    #: The matching rule, or None: then ``early`` (or nothing) answers.
+    found: RuleMatch | None
+    #: An answer before any handler (an AI-bot stream refresh), or None.
+    early: Reply | None
+
+
+def _missed(call: Call, deadline: float) -> None:
+    logger.warning(
+        "handler for %s/%s missed the %.1f s deadline; its reply goes through the API",
+        call.message.type,
+        call.message.event or "-",
+        deadline,
+    )
 
 
 class Pipeline:
@@ -372,6 +399,7 @@ class Pipeline:
         self.hooks: list[OutcomeHook] = list(hooks)
         self._endpoints: dict[str, Endpoint] = {}
         self._dedup_secrets: dict[str, bytes] = {}
+        self._background: set[asyncio.Future[Any]] = set()
         for endpoint in endpoints:
             self.add_endpoint(endpoint)
 
@@ -461,8 +489,8 @@ class Pipeline:
                         "letters and digits): a captured message sent as an echostr"
                     )
             except WeComError as exc:
-                raise _AfterSignature(exc) from exc
-        except (WeComError, _AfterSignature) as exc:
+                raise AfterSignature(exc) from exc
+        except WeComError as exc:
             return self.refuse(endpoint, "GET", remote, exc)
         outcome = Outcome(endpoint.name, "verified", 200, credential=index)
         return self._done(outcome, Answer(200, list(_TEXT), echo))
@@ -472,8 +500,8 @@ class Pipeline:
     def open(self, endpoint: Endpoint, query: Query, body: bytes, remote: str = "?") -> Verified:
         """Verify and decrypt a callback body, parse it and check its direction.
 
-        :raises WeComError: refused before the signature checked out.
-        :raises _AfterSignature: refused after it (answer with :meth:`refuse`).
+        :raises WeComError: refused (:class:`AfterSignature` once the signature checked
+            out); answer with :meth:`refuse`.
         """
         if len(body) > self.max_envelope:
             raise PayloadTooLarge(
@@ -487,7 +515,7 @@ class Pipeline:
             message = parse_message(plaintext)
             check_direction(endpoint, message)
         except WeComError as exc:
-            raise _AfterSignature(exc) from exc
+            raise AfterSignature(exc) from exc
         return Verified(
             endpoint, crypto, index, query.nonce, plaintext, receive_id, message, remote
         )
@@ -515,12 +543,18 @@ class Pipeline:
 
     def claim(self, verified: Verified) -> Claim | None:
         """Claim the callback for a first arrival, or find its reply (None: no dedup)."""
+        steps = self.claim_steps(verified)
+        return None if steps is None or self.dedup is None else self.dedup.drive(steps)
+
+    def claim_steps(self, verified: Verified) -> Generator[float, None, Claim] | None:
+        """:meth:`claim` as steps that yield the seconds to wait before the next look, so an
+        event loop can wait without blocking (None: no dedup for this callback)."""
         message = verified.message
         if self.dedup is None or (message.is_aibot and message.type == "stream"):
             return None  # a stream refresh reads the latest state; replaying an old one is wrong
         name = verified.endpoint.name
         key = dedup_key(name, message, verified.plaintext, self._dedup_secrets[name])
-        return self.dedup.claim(key)
+        return self.dedup.claim_steps(key)
 
     def replay(self, verified: Verified, claim: Claim) -> Answer:
         """Answer a retry with the stored reply (or empty, if the first is still running)."""
@@ -553,22 +587,26 @@ class Pipeline:
             endpoint.scope,
         )
 
-    def dispatch(self, verified: Verified) -> Reply | None:
-        """Route the callback to its handler and run it under the deadline, or defer it.
-
-        :raises Busy: every handler thread is taken (answer 503, WeCom retries).
-        """
+    def route(self, verified: Verified) -> Route:
+        """Where the callback goes: an answer before any handler, or the matching rule."""
         endpoint = verified.endpoint
         receiver = endpoint.receiver
         if receiver is None:
             raise RuntimeError("this endpoint has no receiver; the wrapped app answers it")
         call = self.call_for(endpoint, verified.message, verified.plaintext)
         early = receiver.before_handler(call)
-        if early is not None:
-            return early
-        found = receiver.resolve(call.message)
+        found = None if early is not None else receiver.resolve(call.message)
+        return Route(receiver, call, found, early)
+
+    def dispatch(self, verified: Verified) -> Reply | None:
+        """Route the callback to its handler and run it under the deadline, or defer it.
+
+        :raises Busy: every handler thread is taken (answer 503, WeCom retries).
+        """
+        receiver, call, found, early = self.route(verified)
+        endpoint = verified.endpoint
         if found is None:
-            return None
+            return early
         if found.rule.deferred:
             if endpoint.deferrer is not None:
                 endpoint.deferrer.defer(receiver.name, call.plaintext)
@@ -583,14 +621,54 @@ class Pipeline:
             on_late=lambda late: receiver.deliver_late(call, late),
         )
         if result is LATE:
-            logger.warning(
-                "handler for %s/%s missed the %.1f s deadline; its reply goes through the API",
-                call.message.type,
-                call.message.event or "-",
-                endpoint.deadline,
-            )
+            _missed(call, endpoint.deadline)
             return None
         return result  # type: ignore[return-value]
+
+    async def dispatch_async(
+        self, verified: Verified, executor: Executor | None = None
+    ) -> Reply | None:
+        """:meth:`dispatch` on an event loop: ``async def`` handlers run on the loop, others
+        on ``executor``; the deadline is asyncio's, and a handler past it keeps running, its
+        reply going through the API when it ends."""
+        receiver, call, found, early = self.route(verified)
+        endpoint = verified.endpoint
+        if found is None:
+            return early
+        loop = asyncio.get_running_loop()
+        if found.rule.deferred and endpoint.deferrer is not None:
+            await loop.run_in_executor(
+                executor, endpoint.deferrer.defer, receiver.name, call.plaintext
+            )
+            return None
+        if endpoint.deadline <= 0 and not found.rule.deferred:
+            return await receiver.ainvoke(found, call, executor)
+        task = loop.create_task(receiver.ainvoke(found, call, executor))
+        if not found.rule.deferred:
+            try:
+                return await asyncio.wait_for(asyncio.shield(task), endpoint.deadline)
+            except TimeoutError:
+                _missed(call, endpoint.deadline)
+
+        def deliver(done: asyncio.Task[Reply | None]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                self._later(
+                    loop.run_in_executor(executor, receiver.deliver_late, call, done.result())
+                )
+
+        self._later(task)
+        task.add_done_callback(deliver)
+        return None
+
+    def _later(self, work: asyncio.Future[Any]) -> None:
+        """Keep background work of the event loop alive until it ends (and await it on close)."""
+        self._background.add(work)
+        work.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the event loop's late and deferred handlers and their replies (shutdown)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def render(self, verified: Verified, reply: Reply | None) -> bytes:
         """The plaintext of a reply (empty for none, or for one that may not answer this)."""
@@ -674,14 +752,10 @@ class Pipeline:
 
     # -- refusals and outcomes ------------------------------------------------------------
 
-    def refuse(
-        self, endpoint: Endpoint, method: str, remote: str, error: WeComError | Exception
-    ) -> Answer:
+    def refuse(self, endpoint: Endpoint, method: str, remote: str, error: WeComError) -> Answer:
         """Log a refusal once (reason, code, hint; never plaintext) and answer it."""
-        after_signature = isinstance(error, _AfterSignature)
-        cause = error.error if isinstance(error, _AfterSignature) else error
-        if not isinstance(cause, WeComError):
-            raise TypeError("refuse() takes a WeComError") from error
+        after_signature = isinstance(error, AfterSignature)
+        cause = error.error if isinstance(error, AfterSignature) else error
         hint = cause.hint
         logger.warning(
             "refused %s %s from %s: %s (%d): %s%s",
@@ -741,7 +815,7 @@ class Pipeline:
             if method == "GET":
                 return self.verify_url(endpoint, query, remote)
             verified = self.open(endpoint, query, read_body(self.max_body), remote)
-        except (WeComError, _AfterSignature) as exc:
+        except WeComError as exc:
             return self.refuse(endpoint, method, remote, exc)
         claim = self.claim(verified)
         if claim is not None and claim.state in ("replay", "waited"):

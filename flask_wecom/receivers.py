@@ -19,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
+from . import aio
 from .envelope import EnvelopeFormat
 from .messages import Message
 from .replies import Reply, TextReply
@@ -41,6 +43,17 @@ logger = logging.getLogger("flask_wecom")
 ErrorHandler = Callable[[Message, Exception], Any]
 
 _CURRENT: contextvars.ContextVar[Message] = contextvars.ContextVar("flask_wecom.message")
+
+
+@contextlib.contextmanager
+def _handling(call: Call) -> Iterator[None]:
+    """The context of a handler: ``current_message`` and the endpoint's scope."""
+    token = _CURRENT.set(call.message)
+    try:
+        with call.scope():
+            yield
+    finally:
+        _CURRENT.reset(token)
 
 
 class _CurrentMessage:
@@ -104,7 +117,8 @@ class Receiver(Router):
     Where it runs (deadline, API client, deferrer) is the endpoint's business
     (:class:`~flask_wecom.pipeline.Endpoint`), so one receiver may serve several apps.
 
-    :param name: the receiver's name, for logs and deferrers.
+    :param name: the receiver's name, for logs, metrics and deferrers (default
+        :attr:`default_name`).
     """
 
     #: The reply envelope of this kind of callback URL.
@@ -119,9 +133,12 @@ class Receiver(Router):
     #: Late and deferred replies go by message/send (which needs WECOM_SECRET, AGENT_ID).
     sends_late_replies_by_api: ClassVar[bool] = True
 
-    def __init__(self, *, name: str = "wecom") -> None:
+    #: The name when none is given (endpoint names must differ within a pipeline).
+    default_name: ClassVar[str] = "wecom"
+
+    def __init__(self, *, name: str | None = None) -> None:
         super().__init__()
-        self.name = name
+        self.name = name or self.default_name
         self._error_handler: ErrorHandler | None = None
 
     def receive_ids(
@@ -175,15 +192,25 @@ class Receiver(Router):
         A handler error goes to the error handler, whose result is the reply; without
         one, or if it fails too, the error is logged and there is no reply.
         """
-        token = _CURRENT.set(call.message)
-        try:
-            with call.scope():
-                try:
-                    return self.to_reply(found.call(call.message), call)
-                except Exception as exc:
-                    return self._on_error(call, exc)
-        finally:
-            _CURRENT.reset(token)
+        with _handling(call):
+            try:
+                return self.to_reply(found.call(call.message), call)
+            except Exception as exc:
+                return self._on_error(call, exc)
+
+    async def ainvoke(
+        self, found: RuleMatch, call: Call, executor: Executor | None = None
+    ) -> Reply | None:
+        """:meth:`invoke` on an event loop: an ``async def`` handler is awaited there, any
+        other runs on ``executor`` (never on the loop)."""
+        with _handling(call):
+            try:
+                result = await aio.call(
+                    found.rule.handler, call.message, *found.args, executor=executor, **found.kwargs
+                )
+                return self.to_reply(result, call)
+            except Exception as exc:
+                return self._on_error(call, exc)
 
     def _on_error(self, call: Call, exc: Exception) -> Reply | None:
         message = call.message

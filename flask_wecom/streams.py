@@ -26,7 +26,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from .errors import StoreError
@@ -101,10 +101,11 @@ class StreamStore:
     def start(self, content: str = "") -> str:
         """Open a stream with an optional first content; return its new id."""
         stream_id = secrets.token_urlsafe(16)
-        self._save(stream_id, StreamState(content, expires=self.clock() + self.max_seconds))
+        self.save(stream_id, StreamState(content, expires=self.clock() + self.max_seconds))
         return stream_id
 
-    def _save(self, stream_id: str, state: StreamState) -> None:
+    def save(self, stream_id: str, state: StreamState) -> None:
+        """Store a stream's state (its content cut to the last 20480 bytes)."""
         state.content = truncate_utf8_tail(state.content, MAX_STREAM_BYTES)
         self.store.set(self._key(stream_id), state.encode(), self.ttl)
 
@@ -126,24 +127,54 @@ class StreamStore:
         Text chunks are appended; images are kept for the final answer (at most
         10). A handler error finishes the stream with what it has, and is logged.
         """
-        state = StreamState(expires=self.clock() + self.max_seconds)
+        writer = _Writer(self, stream_id)
         try:
             for chunk in chunks:
-                if isinstance(chunk, StreamImage):
-                    if len(state.images) < MAX_STREAM_IMAGES:
-                        state.images.append(chunk)
-                    continue
-                state.content = truncate_utf8_tail(state.content + chunk, MAX_STREAM_BYTES)
-                if self.clock() >= state.expires:
-                    logger.warning(
-                        "stream %s ran past %.0f s; finishing it", stream_id, self.max_seconds
-                    )
+                if not writer.add(chunk):
                     break
-                self._save(stream_id, state)
         except Exception:
             logger.exception("stream %s failed; finishing it with what it has", stream_id)
-        state.finish = True
+        writer.finish()
+
+    async def run_async(self, stream_id: str, chunks: AsyncIterable[str | StreamImage]) -> None:
+        """:meth:`run` for an async generator (an ``async def`` handler that yields)."""
+        writer = _Writer(self, stream_id)
         try:
-            self._save(stream_id, state)
+            async for chunk in chunks:
+                if not writer.add(chunk):
+                    break
+        except Exception:
+            logger.exception("stream %s failed; finishing it with what it has", stream_id)
+        writer.finish()
+
+
+class _Writer:
+    """The state of one running stream, saved after each chunk."""
+
+    def __init__(self, streams: StreamStore, stream_id: str) -> None:
+        self.streams, self.stream_id = streams, stream_id
+        self.state = StreamState(expires=streams.clock() + streams.max_seconds)
+
+    def add(self, chunk: str | StreamImage) -> bool:
+        """Take one chunk; False once the stream ran out of time."""
+        state = self.state
+        if isinstance(chunk, StreamImage):
+            if len(state.images) < MAX_STREAM_IMAGES:
+                state.images.append(chunk)
+            return True
+        state.content = truncate_utf8_tail(state.content + chunk, MAX_STREAM_BYTES)
+        if self.streams.clock() >= state.expires:
+            logger.warning(
+                "stream %s ran past %.0f s; finishing it", self.stream_id, self.streams.max_seconds
+            )
+            return False
+        self.streams.save(self.stream_id, state)
+        return True
+
+    def finish(self) -> None:
+        """Save the final state (``finish: true``)."""
+        self.state.finish = True
+        try:
+            self.streams.save(self.stream_id, self.state)
         except StoreError:
-            logger.exception("stream %s could not be finished in the store", stream_id)
+            logger.exception("stream %s could not be finished in the store", self.stream_id)

@@ -27,6 +27,7 @@ class SuiteReceiver(Receiver):
     """
 
     acknowledge: ClassVar[str] = "success"
+    default_name: ClassVar[str] = "suite"
     config_prefix: ClassVar[str] = "WECOM_SUITE_"
     preset: ClassVar[Mapping[str, Any]] = {"PATH": "/suite"}
     required: ClassVar[tuple[str, ...]] = ("TOKEN", "ENCODING_AES_KEY", "CORP_ID", "SUITE_ID")

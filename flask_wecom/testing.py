@@ -25,9 +25,12 @@ pytest plugin (:mod:`flask_wecom.pytest_plugin`) hands one to your tests.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import secrets
 import string
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,6 +47,8 @@ from .safe_xml import cdata, parse_xml
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
+
+    from .asgi import ASGIApp
 
 __all__ = [
     "CallbackResponse",
@@ -475,7 +480,7 @@ class CallbackResponse:
 
 
 class WeComTestClient:
-    """Sends signed callbacks to a WSGI app in-process and decrypts what it answers.
+    """Sends signed callbacks to an app and decrypts what it answers.
 
     Usage::
 
@@ -483,34 +488,35 @@ class WeComTestClient:
         assert client.send_text("hello").reply.content == "echo: hello"
         assert client.send(client.signer.text("hi", signature="0" * 40)).status == 403
 
-    :param app: any WSGI app (a Flask app, ``app.wsgi_app``, a Django handler ...)
-        with the WeCom middleware in its stack.
+    :param app: a WSGI app (a Flask app, ``app.wsgi_app``, a Django handler ...), an ASGI
+        app (FastAPI, Starlette, :class:`~flask_wecom.asgi.WeComASGIMiddleware` ...), both
+        called in process, or the base URL of a live server (``"http://127.0.0.1:8000"``).
     :param signer: the credentials to sign with.
     :param path: the callback path.
     """
 
-    def __init__(self, app: WSGIApplication, signer: CallbackSigner, path: str = "/wecom") -> None:
-        from werkzeug.test import Client  # werkzeug only when a test client is wanted
-
+    def __init__(
+        self, app: WSGIApplication | ASGIApp | str, signer: CallbackSigner, path: str = "/wecom"
+    ) -> None:
         self.signer = signer
         self.path = path
-        self._client = Client(app)
+        self._open: Callable[[SignedRequest, str], tuple[int, bytes]] = (
+            _HTTPOpener(app)
+            if isinstance(app, str)
+            else _ASGIOpener(app)  # type: ignore[arg-type]
+            if _is_asgi(app)
+            else _WSGIOpener(app)  # type: ignore[arg-type]
+        )
 
     def send(self, request: SignedRequest) -> CallbackResponse:
         """Send ``request``; decrypt and parse a 2xx reply."""
-        response = self._client.open(
-            request.url(self.path),
-            method=request.method,
-            data=request.body,
-            headers={"Content-Type": request.content_type} if request.content_type else {},
-        )
-        body = response.get_data()
+        status, body = self._open(request, self.path)
         # Only a 2xx envelope is a reply; suites answer a plain "success" instead.
         enveloped = body.lstrip()[:1] in (b"<", b"{")
-        ok = 200 <= response.status_code < 300 and request.method == "POST" and enveloped
+        ok = 200 <= status < 300 and request.method == "POST" and enveloped
         plaintext = self.signer.decrypt_reply(body, request) if ok else None
         reply = parse_reply(plaintext) if plaintext else None
-        return CallbackResponse(response.status_code, body, plaintext, reply)
+        return CallbackResponse(status, body, plaintext, reply)
 
     def verify_url(self, echo: str | None = None) -> CallbackResponse:
         """Send a URL verification; ``.body`` is the echo the app answered."""
@@ -547,3 +553,99 @@ class WeComTestClient:
     def send_message(self, message: Message) -> CallbackResponse:
         """Send a parsed message again (e.g. one from ``parse_message`` of a captured plaintext)."""
         return self.send(self.signer.callback(message))
+
+
+def _is_asgi(app: object) -> bool:
+    """ASGI apps are coroutine functions of (scope, receive, send); WSGI apps are not."""
+    call = app if inspect.isfunction(app) or inspect.ismethod(app) else type(app).__call__
+    return inspect.iscoroutinefunction(call)
+
+
+def _headers(request: SignedRequest) -> dict[str, str]:
+    return {"Content-Type": request.content_type} if request.content_type else {}
+
+
+class _WSGIOpener:
+    """Sends requests to a WSGI app in process (werkzeug's test client)."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        from werkzeug.test import Client  # werkzeug only when a WSGI test client is wanted
+
+        self._client = Client(app)
+
+    def __call__(self, request: SignedRequest, path: str) -> tuple[int, bytes]:
+        response = self._client.open(
+            request.url(path), method=request.method, data=request.body, headers=_headers(request)
+        )
+        return response.status_code, response.get_data()
+
+
+class _ASGIOpener:
+    """Sends requests to an ASGI app in process, on an event loop of its own that keeps
+    running between requests (so streams and late replies go on in the background)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="wecom-test-asgi", daemon=True).start()
+
+    def __call__(self, request: SignedRequest, path: str) -> tuple[int, bytes]:
+        future = asyncio.run_coroutine_threadsafe(self._exchange(request, path), self._loop)
+        return future.result(timeout=30)
+
+    async def _exchange(self, request: SignedRequest, path: str) -> tuple[int, bytes]:
+        pending = [{"type": "http.request", "body": request.body, "more_body": False}]
+        answer: dict[str, Any] = {"status": 0, "body": b""}
+
+        async def receive() -> dict[str, Any]:
+            if pending:
+                return pending.pop()
+            await asyncio.Event().wait()  # nothing more to read: wait like a quiet client
+            raise AssertionError("unreachable")
+
+        async def send(message: Mapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                answer["body"] += message.get("body", b"")
+
+        headers = [(k.lower().encode(), v.encode()) for k, v in _headers(request).items()]
+        headers.append((b"content-length", str(len(request.body)).encode()))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": request.query_string.encode(),
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        await self._app(scope, receive, send)
+        return answer["status"], answer["body"]
+
+
+class _HTTPOpener:
+    """Sends requests to a live server over HTTP (the standard library's client)."""
+
+    def __init__(self, base_url: str) -> None:
+        self._base = base_url.rstrip("/")
+
+    def __call__(self, request: SignedRequest, path: str) -> tuple[int, bytes]:
+        from urllib.error import HTTPError
+        from urllib.request import Request, urlopen
+
+        http_request = Request(  # noqa: S310 (a URL the test gave, http or https)
+            self._base + request.url(path),
+            data=request.body if request.method == "POST" else None,
+            method=request.method,
+            headers=_headers(request),
+        )
+        try:
+            with urlopen(http_request, timeout=30) as response:  # noqa: S310
+                return response.status, response.read()
+        except HTTPError as error:
+            return error.code, error.read()
