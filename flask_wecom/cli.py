@@ -112,6 +112,11 @@ def cli() -> None:
     """
 
 
+from .longconn_cli import longconn as _longconn  # noqa: E402 - registered next to the group
+
+cli.add_command(_longconn)
+
+
 def _json_option(command: F) -> F:
     """Add --json."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(command)
