@@ -80,6 +80,9 @@ class GunicornServer:
         self.log_path = Path(self._dir.name) / "gunicorn.log"
         self.process: subprocess.Popen[bytes] | None = None
 
+    #: What each worker logs once it serves.
+    booted = "Booting worker"
+
     def url(self, path: str = "/") -> str:
         """The full URL of ``path`` on this server."""
         return f"http://127.0.0.1:{self.port}{path}"
@@ -95,12 +98,12 @@ class GunicornServer:
         expected = int(self.args[self.args.index("--workers") + 1])
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited early:\n{self.log()}")
-            if self.log().count("Booting worker") >= expected and self._accepts():
+                raise RuntimeError(f"the server exited early:\n{self.log()}")
+            if self.log().count(self.booted) >= expected and self._accepts():
                 return self
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"gunicorn did not start in {wait} s:\n{self.log()}")
+        raise RuntimeError(f"the server did not start in {wait} s:\n{self.log()}")
 
     def _accepts(self) -> bool:
         try:
@@ -157,3 +160,17 @@ class GunicornServer:
     ) -> None:
         self.stop()
         self._dir.cleanup()
+
+
+class UvicornServer(GunicornServer):
+    """Real uvicorn with ``workers`` processes on 127.0.0.1, for the ASGI tests."""
+
+    booted = "Application startup complete"
+
+    def __init__(self, app: str, *, env: dict[str, str] | None = None, workers: int = 2) -> None:
+        super().__init__(app, env=env, workers=workers)
+        self.args = [
+            sys.executable,
+            *("-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(self.port)),
+            *("--workers", str(workers), "--log-level", "info", "--timeout-graceful-shutdown", "5"),
+        ]
