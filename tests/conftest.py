@@ -2,5 +2,7 @@
 
 pytest_plugins = [
     "tests.support.redis_server",
+    "tests.support.redis_cluster",
+    "tests.support.redis_sentinel",
     "tests.support.fake_wecom_api",
 ]
