@@ -22,7 +22,7 @@ This module imports only the standard library and :mod:`flask_wecom.errors`.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import heapq
 import math
 import os
@@ -31,8 +31,8 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, cast
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from urllib.parse import unquote, urlsplit
 
 from .errors import StoreError
 
@@ -220,214 +220,234 @@ else
 end
 return 1
 """
-_COMPARE_AND_SET_SHA = hashlib.sha1(
-    _COMPARE_AND_SET_LUA.encode(), usedforsecurity=False
-).hexdigest()
+
+#: URL schemes, by deployment: one server, a Sentinel group, a Cluster.
+_SERVER_SCHEMES = ("redis", "rediss", "unix")
+_SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+_CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+T = TypeVar("T")
 
 
 class RedisStore:
-    """A :class:`Store` in Redis, shared by every worker and host that uses the same server.
+    """A :class:`Store` in Redis, shared by every worker and host that uses the same Redis.
 
-    ``add`` is ``SET NX PX``; ``compare_and_set`` is a Lua script (``EVALSHA``, sent again with
-    ``EVAL`` after a server restart emptied the script cache). Every key gets ``prefix``. A ttl
-    becomes whole milliseconds, at least 1. Every Redis failure (connection refused, timeout,
-    error reply) is raised as :class:`~flask_wecom.errors.StoreError` from the redis-py
-    exception; the message names the operation, never a value. After a Redis restart the next
-    call reconnects. ::
+    One server, a Sentinel group (the store follows the master through failovers) or a Redis
+    Cluster, named by a URL:
 
-        store = RedisStore("redis://localhost:6379/0", prefix="myapp:wecom:")
+    ============================================================  ===============================
+    ``redis://[[user]:password@]host:6379/0``                     one server (``rediss://``: TLS)
+    ``unix:///run/redis.sock?db=0``                               one server on a Unix socket
+    ``redis+sentinel://[[user]:password@]host:26379[,host:port    the master of Sentinel service
+    ...]/mymaster[/db]``                                          ``mymaster`` (``rediss+``: TLS)
+    ``redis+cluster://[[user]:password@]host:7000[,host:port      a Cluster, found from any of
+    ...]``                                                        these nodes (``rediss+``: TLS)
+    ============================================================  ===============================
 
-    Commands go straight to a connection of the client's pool through redis-py's connection API,
-    without the per-command work of :class:`redis.Redis` (a pool checkout that polls the socket,
-    response callbacks, metrics), which cost about as much CPU as the round trip itself. So each
-    thread that uses the store keeps one connection of the pool while it lives (the pool must
-    allow one per thread) and gives it back when it ends; a process forked from one that used
-    the store (gunicorn ``--preload``) opens its own and never touches the parent's socket.
+    The password in a Sentinel URL is the master's; the sentinels are asked without one.
 
-    :param url_or_client: a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
-        :class:`redis.Redis` client built with ``decode_responses=False``.
+    ``add`` is ``SET NX PX``; ``compare_and_set`` is a Lua script run with ``EVALSHA``
+    (through a redis-py :class:`~redis.commands.core.Script`, which loads it again after a
+    restart or a failover emptied the script cache). Every operation touches exactly one key,
+    so each runs in one Cluster slot whatever the key; :meth:`compare_and_set_many` sends its
+    changes in one pipeline, which a Cluster client splits per node. Every key gets
+    ``prefix``. A ttl becomes whole milliseconds, at least 1. Every Redis failure (connection
+    refused, timeout, error reply) is raised as :class:`~flask_wecom.errors.StoreError` from
+    the redis-py exception; the message names the operation, never a value. After a restart
+    or a failover the next call reconnects. ::
+
+        store = RedisStore("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/wecom", prefix="myapp:")
+
+    Speed: for one server or a Sentinel group, each thread that uses the store keeps a
+    single-connection :class:`redis.Redis` client on the shared pool while it lives (the pool
+    must allow one connection per thread), so a command skips the pool checkout, which polls
+    the socket and costs about as much CPU as the round trip. A process forked from one that
+    used the store (gunicorn ``--preload``) opens its own connections and never touches the
+    parent's sockets.
+
+    :param url_or_client: a URL as above, or a :class:`redis.Redis` client (Sentinel:
+        ``Sentinel.master_for(...)``) or :class:`redis.cluster.RedisCluster` built with
+        ``decode_responses=False``.
     :param prefix: prepended to every key, so several apps can share one database.
     :param socket_timeout: connect and read timeout in seconds for a client built from a URL.
-        Such a client retries a command once, at once, on a connection error (a pooled connection
-        broken by a server restart) and never on a timeout, where the command may have run. A
-        client you pass keeps its own settings, its retry policy included.
+        Such a client sends a command again once, at once, after a connection error (a pooled
+        connection broken by a restart, a master gone in a failover) and never after a timeout
+        on one server or Sentinel, where the command may have run; a Cluster client also sends
+        a timed-out command once more to the node that then holds the slot (redis-py's Cluster
+        client always does). A batch may be sent again too: a change it had already made then
+        reports False. A client you pass keeps its own settings, its retry policy included.
     """
 
     def __init__(
         self,
-        url_or_client: str | redis.Redis,
+        url_or_client: str | redis.Redis | redis.RedisCluster,
         *,
         prefix: str = "wecom:",
         socket_timeout: float = 1.0,
     ) -> None:
         try:
             import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
         except ImportError as e:
             raise ImportError("RedisStore needs redis-py: pip install 'flask-wecom[redis]'") from e
         if isinstance(url_or_client, str):
-            client = redis.Redis.from_url(
-                url_or_client,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-            )
+            client = _client_from_url(url_or_client, socket_timeout)
         else:
             client = url_or_client
             if client.get_connection_kwargs().get("decode_responses"):
                 raise ValueError("RedisStore needs a client built with decode_responses=False")
         self._client = client
         self._prefix = prefix
+        self._script = client.register_script(_COMPARE_AND_SET_LUA)
         self._redis_error: type[Exception] = redis.RedisError
         self._no_script_error: type[Exception] = redis.exceptions.NoScriptError
-        self._response_error: type[Exception] = redis.ResponseError
-        self._connections = _ThreadConnections(client.connection_pool)
+        self._connection_error: type[Exception] = redis.ConnectionError
+        # A Cluster client routes each command to its node's pool and is thread-safe as it is.
+        self._threads = (
+            None
+            if isinstance(client, redis.RedisCluster)
+            else _ThreadClients(client.connection_pool)
+        )
+        self._commands: Callable[[], Any] = (
+            functools.partial(_same, client) if self._threads is None else self._threads.get
+        )
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store ``value`` only if ``key`` has no live value; return True if it was stored."""
         _check_ttl(ttl)
-        command = (b"SET", self._prefix + key, value, b"PX", _milliseconds(ttl), b"NX")
-        return self._run("SET NX", command) is not None
+        key, ms = self._prefix + key, _milliseconds(ttl)
+        return bool(
+            self._run("SET NX", lambda r: r.execute_command("SET", key, value, "PX", ms, "NX"))
+        )
 
     def get(self, key: str) -> bytes | None:
         """Return the live value of ``key``, or None if it is absent or expired."""
+        key = self._prefix + key
         # bytes, never str: the client was checked for decode_responses=False.
-        return cast("bytes | None", self._run("GET", (b"GET", self._prefix + key)))
+        return cast("bytes | None", self._run("GET", lambda r: r.execute_command("GET", key)))
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store ``value`` under ``key``, replacing any value and its expiry."""
         _check_ttl(ttl)
-        self._run("SET", (b"SET", self._prefix + key, value, b"PX", _milliseconds(ttl)))
+        key, ms = self._prefix + key, _milliseconds(ttl)
+        self._run("SET", lambda r: r.execute_command("SET", key, value, "PX", ms))
 
     def compare_and_set(self, key: str, expected: bytes, value: bytes | None, ttl: float) -> bool:
         """Replace (``value=None``: delete) ``key`` only if its live value equals ``expected``."""
-        command = self._compare_and_set_command(key, expected, value, ttl)
-        return bool(self._run("compare-and-set script", command))
+        keys, args = [self._prefix + key], _compare_and_set_args(expected, value, ttl)
+        return bool(
+            self._run("compare-and-set script", lambda r: self._script(keys, args, client=r))
+        )
 
     def compare_and_set_many(self, changes: Sequence[Change]) -> list[bool]:
-        """:meth:`compare_and_set` for each ``(key, expected, value, ttl)``, in one round trip.
-
-        Never sent twice: after a connection error some changes may have been made.
-        """
-        commands = [self._compare_and_set_command(*change) for change in changes]
-        if not commands:
+        """:meth:`compare_and_set` for each ``(key, expected, value, ttl)``, in one pipeline."""
+        batch = [
+            (self._prefix + key, _compare_and_set_args(expected, value, ttl))
+            for key, expected, value, ttl in changes
+        ]
+        if not batch:
             return []
         try:
-            connection = self._connections.get()
-            try:
-                connection.send_packed_command(connection.pack_commands(commands))
-                replies = [self._read_reply(connection) for _ in commands]
-            except self._redis_error:
-                connection.disconnect()  # replies may be left unread: start afresh
-                raise
+            pipeline = self._client.pipeline(transaction=False)
+            for key, args in batch:
+                pipeline.evalsha(self._script.sha, 1, key, *args)
+            replies = pipeline.execute(raise_on_error=False)
             for reply in replies:
                 if isinstance(reply, Exception) and not isinstance(reply, self._no_script_error):
                     raise reply
             return [
-                bool(_round_trip(connection, _eval(command)))  # the script cache was lost
+                # NOSCRIPT: the script cache was lost; the Script object loads it again.
+                bool(self._script([key], args, client=self._commands()))
                 if isinstance(reply, Exception)
                 else bool(reply)
-                for command, reply in zip(commands, replies, strict=True)
+                for (key, args), reply in zip(batch, replies, strict=True)
             ]
         except self._redis_error as e:
-            raise StoreError(f"Redis compare-and-set batch failed ({type(e).__name__})") from e
-
-    def _compare_and_set_command(
-        self, key: str, expected: bytes, value: bytes | None, ttl: float
-    ) -> tuple[bytes | str | int, ...]:
-        if value is None:
-            args: tuple[bytes | int, ...] = (expected,)
-        else:
-            _check_ttl(ttl)
-            args = (expected, value, _milliseconds(ttl))
-        return (b"EVALSHA", _COMPARE_AND_SET_SHA, 1, self._prefix + key, *args)
-
-    def _read_reply(self, connection: _Connection) -> Any:
-        """The next reply on ``connection``; an error reply is returned, not raised."""
-        try:
-            return connection.read_response()
-        except self._response_error as e:
-            return e
+            raise self._failed("compare-and-set batch", e) from e
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if it is absent."""
-        self._run("DEL", (b"DEL", self._prefix + key))
+        key = self._prefix + key
+        self._run("DEL", lambda r: r.execute_command("DEL", key))
 
     def close(self) -> None:
         """Close the client's connections (also those of a client passed in)."""
         self._client.close()
 
-    def _run(self, operation: str, command: tuple[bytes | str | int, ...]) -> Any:
-        """Send ``command`` on this thread's connection and return its reply.
-
-        Every redis-py error is raised as a StoreError naming only ``operation`` and the error type.
-        """
+    def _run(self, operation: str, command: Callable[[Any], T]) -> T:
+        """Run ``command`` on this thread's client; every redis-py error is raised as a
+        StoreError naming only ``operation`` and the error type."""
         try:
-            connection = self._connections.get()
-            try:
-                return _round_trip(connection, command)
-            except self._no_script_error:
-                # Only EVALSHA answers NOSCRIPT: the server lost its script cache (a restart,
-                # SCRIPT FLUSH), and EVAL loads the script again.
-                return _round_trip(connection, _eval(command))
+            return command(self._commands())
         except self._redis_error as e:
-            raise StoreError(f"Redis {operation} failed ({type(e).__name__})") from e
+            raise self._failed(operation, e) from e
+
+    def _failed(self, operation: str, error: Exception) -> StoreError:
+        """The StoreError for ``error``; after a connection error this thread's client is
+        dropped, so the next call takes a connection from the pool, which connects afresh (for
+        Sentinel: to the master the sentinels name now; redis-py reconnects a connection in
+        place to the address it had)."""
+        if self._threads is not None and isinstance(error, self._connection_error):
+            self._threads.drop()
+        return StoreError(f"Redis {operation} failed ({type(error).__name__})")
 
 
-#: A redis-py connection (``redis.connection.AbstractConnection``), whose methods are untyped.
-_Connection = Any
+def _same(client: T) -> T:
+    return client
 
 
-def _eval(command: tuple[bytes | str | int, ...]) -> tuple[bytes | str | int, ...]:
-    """The ``EVAL`` form of an ``EVALSHA`` of the compare-and-set script: it loads the script."""
-    return (b"EVAL", _COMPARE_AND_SET_LUA, *command[2:])
+def _compare_and_set_args(expected: bytes, value: bytes | None, ttl: float) -> list[bytes | int]:
+    """The script's ARGV: the expected value, then the new value and ttl (none: delete)."""
+    if value is None:
+        return [expected]
+    _check_ttl(ttl)
+    return [expected, value, _milliseconds(ttl)]
 
 
-def _round_trip(connection: _Connection, command: tuple[bytes | str | int, ...]) -> Any:
-    """Send ``command``, read its reply; send it again if the connection's retry policy says so."""
+class _ThreadClients(threading.local):
+    """One single-connection client on a redis-py pool per thread, for the process that made it."""
 
-    def send_and_read() -> Any:
-        connection.send_command(*command)
-        return connection.read_response()
-
-    def drop_connection(_: Exception) -> None:
-        connection.disconnect()
-
-    return connection.retry.call_with_retry(send_and_read, drop_connection)
-
-
-class _ThreadConnections(threading.local):
-    """One connection of a redis-py pool per thread, for the process that took it."""
-
-    held: _HeldConnection | None = None
+    held: _HeldClient | None = None
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
         self._pool = pool
 
-    def get(self) -> _Connection:
-        """This thread's connection, taken from the pool on first use and after a fork."""
+    def get(self) -> redis.Redis:
+        """This thread's client, made on first use and after a fork."""
         held = self.held
         if held is None or held.pid != os.getpid():
             if held is not None:
                 held.abandon()
-            held = self.held = _HeldConnection(self._pool)
-        return held.connection
+            held = self.held = _HeldClient(self._pool)
+        return held.client
+
+    def drop(self) -> None:
+        """Give this thread's client back to the pool; the next :meth:`get` makes another."""
+        held, self.held = self.held, None
+        if held is not None and held.pid == os.getpid():
+            held.release()
 
 
-class _HeldConnection:
-    """A connection taken from ``pool`` and given back when this object is dropped."""
+class _HeldClient:
+    """A single-connection client whose connection goes back to the pool when this is dropped."""
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
+        import redis
+
         self.pid = os.getpid()
-        self.connection: _Connection = pool.get_connection()
-        self._release = weakref.finalize(self, pool.release, self.connection)
+        self.client = redis.Redis(connection_pool=pool, single_connection_client=True)
+        self._release = weakref.finalize(self, self.client.close)
+
+    def release(self) -> None:
+        """Give the connection back to the pool now."""
+        self._release()
 
     def abandon(self) -> None:
         """In a forked child: close this process's copy of the socket; the parent still uses it."""
         self._release.detach()
         # redis-py shuts a socket down only in the process that opened it; here it is just closed.
-        self.connection.disconnect()
+        connection: Any = self.client.connection
+        if connection is not None:
+            connection.disconnect()
 
 
 def _milliseconds(ttl: float) -> int:
@@ -435,19 +455,76 @@ def _milliseconds(ttl: float) -> int:
     return max(1, round(ttl * 1000))
 
 
+def _client_from_url(url: str, socket_timeout: float) -> redis.Redis | redis.RedisCluster:
+    """The redis-py client a store URL names (see :class:`RedisStore`)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_timeout,
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+    }
+    if scheme in _SERVER_SCHEMES:
+        return redis.Redis.from_url(url, **options)
+    if parts.query or parts.fragment:
+        raise ValueError(f"a {scheme}:// URL takes no query or fragment; options are arguments")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    options.update(
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        ssl=scheme.startswith("rediss"),
+    )
+    if scheme in _CLUSTER_SCHEMES:
+        if parts.path.strip("/") not in ("", "0"):
+            raise ValueError("a Redis Cluster has only database 0")
+        node: Any = redis.cluster.ClusterNode
+        return redis.RedisCluster(
+            startup_nodes=[node(*address) for address in _nodes(hosts, 6379)], **options
+        )
+    service, _, db = parts.path.strip("/").partition("/")
+    if not service or not (db or "0").isdigit():
+        raise ValueError(f"a {scheme}:// URL ends with /service_name or /service_name/db")
+    from redis.sentinel import Sentinel
+
+    timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
+    sentinel = Sentinel(_nodes(hosts, 26379), sentinel_kwargs=timeouts)
+    master: redis.Redis = sentinel.master_for(unquote(service), db=int(db or 0), **options)
+    return master
+
+
+def _nodes(hosts: str, default_port: int) -> list[tuple[str, int]]:
+    """``host[:port],...`` (IPv6 hosts in brackets) as (host, port) pairs."""
+    nodes = []
+    for node in hosts.split(","):
+        host, colon, port = node.rpartition(":")
+        if not colon or host.endswith(":") or not host or port.endswith("]"):
+            host, port = node, str(default_port)  # no port (or a bare IPv6 address)
+        host = unquote(host).strip("[]")
+        if not host or not port.isdigit():
+            raise ValueError("a Redis host list is host:port,host:port,...")
+        nodes.append((host, int(port)))
+    return nodes
+
+
 def store_from_url(url: str | None) -> Store:
     """Build the store a configuration value names.
 
     ``None``, ``""`` or ``"memory://"`` give a :class:`MemoryStore`; a ``redis://``,
-    ``rediss://`` or ``unix://`` URL gives a :class:`RedisStore`. Anything else raises
-    :class:`ValueError`; its message shows only the scheme, since a URL may hold a password.
+    ``rediss://``, ``unix://``, ``redis+sentinel://`` or ``redis+cluster://`` URL gives a
+    :class:`RedisStore` (see there for the forms). Anything else raises :class:`ValueError`;
+    its message shows only the scheme, since a URL may hold a password.
     """
     if not url or url.lower() == "memory://":
         return MemoryStore()
     scheme = urlsplit(url).scheme.lower()
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in _SERVER_SCHEMES + _SENTINEL_SCHEMES + _CLUSTER_SCHEMES:
         return RedisStore(url)
     raise ValueError(
-        f"store URL scheme {scheme!r} is not supported: use exactly 'memory://', "
-        "or a redis://, rediss:// or unix:// URL"
+        f"store URL scheme {scheme!r} is not supported: use exactly 'memory://', or a "
+        "redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL"
     )

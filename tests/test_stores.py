@@ -26,6 +26,8 @@ import redis
 
 from flask_wecom.errors import StoreError
 from flask_wecom.stores import MemoryStore, RedisStore, Store, store_from_url
+from tests.support.redis_cluster import RedisCluster
+from tests.support.redis_sentinel import RedisSentinelGroup
 from tests.support.redis_server import RedisServer
 
 T = TypeVar("T")
@@ -602,6 +604,76 @@ class TestRedisStore(StoreContract):
             assert {raw.get(f"wecom:race:{i}") for i in indexes} <= {name.encode()}
 
 
+class TestSentinelStore(StoreContract):
+    """The contract on a real Sentinel group, then a failover under a running store."""
+
+    @pytest.fixture
+    def store(self, redis_sentinel_url: str) -> Iterator[RedisStore]:
+        store = RedisStore(redis_sentinel_url)
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def elapse(self) -> Elapse:
+        return time.sleep
+
+    def test_follows_the_master_through_a_failover(
+        self, store: RedisStore, redis_sentinel: RedisSentinelGroup
+    ) -> None:
+        """Kill the master: calls fail (StoreError) until the replica takes over, then work,
+        with the data the replica had and the script loaded again."""
+        store.set("kept", b"v", LONG_TTL)
+        old = redis_sentinel.master()
+        assert old is not None
+        with old.client() as client:
+            assert client.wait(1, 500) == 1  # the replica has "kept"
+        old.kill()
+        failures = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                kept = store.get("kept")
+                if redis_sentinel.master() not in (None, old):
+                    break
+            except StoreError:
+                failures += 1
+            time.sleep(0.05)
+        assert redis_sentinel.master() not in (None, old)
+        assert failures >= 1  # it was really down for a while
+        assert kept == b"v"
+        assert store.compare_and_set("kept", b"v", b"w", LONG_TTL) is True
+        assert store.get("kept") == b"w"
+
+
+class TestClusterStore(StoreContract):
+    """The contract on a real 3-master Redis Cluster: keys spread over every master."""
+
+    @pytest.fixture
+    def store(self, redis_cluster_url: str) -> Iterator[RedisStore]:
+        store = RedisStore(redis_cluster_url)
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def elapse(self) -> Elapse:
+        return time.sleep
+
+    def test_a_batch_spans_every_master(
+        self, store: RedisStore, redis_cluster: RedisCluster
+    ) -> None:
+        keys = [f"dedup:{i}" for i in range(60)]
+        for key in keys:
+            store.set(key, b"P", LONG_TTL)
+        changes = [(key, b"P", b"D", LONG_TTL) for key in keys] + [("dedup:0", b"P", None, 1.0)]
+        assert store.compare_and_set_many(changes) == [True] * len(keys) + [False]
+        held = []
+        for node in redis_cluster.masters():
+            with node.client() as client:
+                held.append(client.dbsize())
+        assert sorted(held)[0] > 0 and sum(held) == len(keys)
+        assert {store.get(key) for key in keys} == {b"D"}
+
+
 class TestStoreFromUrl:
     """store_from_url maps a configuration value to a store, or refuses it clearly."""
 
@@ -615,6 +687,9 @@ class TestStoreFromUrl:
             pytest.param("redis://127.0.0.1:6379/0", RedisStore, id="redis"),
             pytest.param("rediss://user:pw@redis.example:6380/1", RedisStore, id="rediss"),
             pytest.param("unix:///run/redis/redis.sock?db=2", RedisStore, id="unix"),
+            pytest.param(
+                "redis+sentinel://10.0.0.1:26379,[::1]/wecom/1", RedisStore, id="sentinel"
+            ),
         ],
     )
     def test_builds_the_named_store(self, url: str | None, kind: type[Store]) -> None:
@@ -634,6 +709,22 @@ class TestStoreFromUrl:
             store_from_url(url)
         assert scheme in str(caught.value)
         assert "hunter2" not in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("url", "message"),
+        [
+            pytest.param("redis+sentinel://h:1/", "ends with /service_name", id="no-service"),
+            pytest.param("redis+sentinel://h:1/s/x", "ends with /service_name", id="bad-db"),
+            pytest.param("redis+sentinel://:pw@h:x/s", "host:port,host:port", id="bad-port"),
+            pytest.param("redis+sentinel://pw@,h/s", "host:port,host:port", id="empty-host"),
+            pytest.param("redis+cluster://:pw@h:1/2", "only database 0", id="cluster-db"),
+            pytest.param("redis+cluster://:pw@h:1?timeout=1", "no query", id="cluster-query"),
+        ],
+    )
+    def test_refuses_a_malformed_sentinel_or_cluster_url(self, url: str, message: str) -> None:
+        with pytest.raises(ValueError, match=message) as caught:
+            store_from_url(url)
+        assert "pw" not in str(caught.value)
 
     def test_a_redis_url_reaches_the_server(self, redis_url: str) -> None:
         store = store_from_url(redis_url)
