@@ -19,7 +19,14 @@ so a plateau (a full store) is told apart from steady growth (a leak); the worke
 compared too, so a restarted worker cannot hide a leak.
 
 Targets: no 5xx, no lost callback (every valid callback and retry answered 200 with the right
-reply), every attack refused as expected, RSS growth under 5 MB over the measured requests.
+reply), every attack refused as expected, RSS growth under 5 MB over the measured requests, and
+a flat line: under 1 MB per 100,000 requests in every measured chunk after the first.
+
+``--redis`` starts a redis-server on a free loopback port and gives the app
+``WECOM_REDIS_URL``, so the dedup claims, replies and nonces live in Redis. The long soak of
+issue 18 (see docs/scale.md)::
+
+    .venv/bin/python bench/soak_bench.py --redis --requests 1000000 --chunks 10
 
 Run: ``.venv/bin/python bench/soak_bench.py --requests 100000`` (or ``scripts/bench.sh soak``).
 """
@@ -31,10 +38,12 @@ import multiprocessing
 import random
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -56,11 +65,14 @@ from tests.attacks.forge import (  # noqa: E402
     signed_post,
 )
 from tests.support.gunicorn import GunicornServer  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 #: Share of each kind in the measured mix.
 MIX = {"valid": 0.6, "retry": 0.2, "attack": 0.2}
 #: Target: RSS growth over the measured requests, all workers together.
 MAX_GROWTH_KB = 5 * 1024
+#: Target: RSS growth per 100,000 requests in each measured chunk after the first.
+MAX_SLOPE_KB = 1024
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,9 @@ def valid(signer: CallbackSigner, rng: random.Random, pick: int | None = None) -
     """A callback the example app answers, and the exact reply it gives.
 
     ``pick`` 0 is a text message (always a new dedup key: a fresh MsgId); 1 a menu click and
-    2 a subscribe event (keyed on their plaintext, so equal ones in one second are retries).
+    2 a subscribe event, keyed on their plaintext: each from a user of its own, since two equal
+    events sent at once are a retry, one of which may be answered empty (with a shared dedup
+    store, also across connections and workers).
     """
     pick = rng.randrange(3) if pick is None else pick
     if pick == 0:
@@ -88,10 +102,11 @@ def valid(signer: CallbackSigner, rng: random.Random, pick: int | None = None) -
         request, reply = signer.text(content), f"echo: {content}"
     elif pick == 1:
         choice = rng.choice(["PIZZA", "SUSHI", "NOODLES"])
-        request = signer.click(f"MENU_VOTE_{choice}")
+        request = signer.click(f"MENU_VOTE_{choice}", from_user=f"u{rng.getrandbits(64):x}")
         reply = f"Thanks, your vote for {choice.lower()} is counted."
     else:
-        request, reply = signer.subscribe(), "Welcome, zhangsan! Type help to start."
+        user = f"u{rng.getrandbits(64):x}"
+        request, reply = signer.subscribe(from_user=user), f"Welcome, {user}! Type help to start."
     name = ("text", "click", "subscribe")[pick]
     return Shot("valid", name, render(request), 200, request, reply)
 
@@ -291,6 +306,12 @@ class Phase:
     def growth_kb(self) -> int:
         return sum(self.rss[-1].values()) - sum(self.rss[0].values())
 
+    def slopes_kb(self) -> list[float]:
+        """RSS growth per 100,000 requests in each chunk after the first, all workers."""
+        per_chunk = sum(self.tally.sent.values()) / max(1, len(self.rss) - 1)
+        totals = [sum(reading.values()) for reading in self.rss]
+        return [(b - a) * 100_000 / per_chunk for a, b in zip(totals[1:], totals[2:])]
+
 
 def phase(
     server: GunicornServer,
@@ -321,9 +342,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reconnect", type=int, default=20, help="requests per connection")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--redis", action="store_true", help="dedup and nonces in a redis-server")
     args = parser.parse_args(argv)
 
-    with GunicornServer("example_app.app:app", env=ENV, workers=args.workers) as server:
+    with ExitStack() as stack:
+        env = dict(ENV)
+        if args.redis:
+            redis = RedisServer(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+            redis.start()
+            stack.callback(redis.stop)
+            env["WECOM_REDIS_URL"] = redis.url
+        server = stack.enter_context(
+            GunicornServer("example_app.app:app", env=env, workers=args.workers)
+        )
         pids = sorted(server.worker_pids())
         warm = phase(server, "warm-up", args.warmup, args, {"warm": 1.0})
         measured = phase(server, "measured", args.requests, args, MIX)
@@ -331,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         log = server.log()
     report(warm, measured, same_workers, log)
     errors = warm.tally.errors + measured.tally.errors
-    ok = not errors and same_workers and measured.growth_kb() < MAX_GROWTH_KB
+    flat = all(slope < MAX_SLOPE_KB for slope in measured.slopes_kb())
+    ok = not errors and same_workers and measured.growth_kb() < MAX_GROWTH_KB and flat
     return 0 if ok else 1
 
 
@@ -371,6 +403,13 @@ def report(warm: Phase, measured: Phase, same_workers: bool, log: str) -> None:
     print(
         f"RSS growth over the measured requests, all workers: {growth / 1024:+.2f} MB "
         f"(target < 5 MB: {verdict})"
+    )
+    slopes = measured.slopes_kb()
+    flat = "met" if all(slope < MAX_SLOPE_KB for slope in slopes) else "MISSED"
+    print(
+        "RSS growth per 100k requests in each chunk after the first, all workers (MB): "
+        + " ".join(f"{slope / 1024:+.2f}" for slope in slopes)
+        + f" (target < 1 MB: {flat})"
     )
 
 
