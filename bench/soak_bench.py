@@ -34,6 +34,7 @@ Run: ``.venv/bin/python bench/soak_bench.py --requests 100000`` (or ``scripts/be
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import random
 import socket
@@ -310,7 +311,7 @@ class Phase:
         """RSS growth per 100,000 requests in each chunk after the first, all workers."""
         per_chunk = sum(self.tally.sent.values()) / max(1, len(self.rss) - 1)
         totals = [sum(reading.values()) for reading in self.rss]
-        return [(b - a) * 100_000 / per_chunk for a, b in zip(totals[1:], totals[2:])]
+        return [(b - a) * 100_000 / per_chunk for a, b in itertools.pairwise(totals[1:])]
 
 
 def phase(
