@@ -1,9 +1,15 @@
-"""Retries end to end: real gunicorn with 3 workers sharing one real Redis.
+"""Retries end to end: real gunicorn with 3 workers sharing one real Redis deployment.
 
 WeCom resends a callback it got no answer to within 5 s, three times in all, with a
 fresh nonce and timestamp each time. Every callback must run its handler exactly
 once and every send must get the same reply; a worker killed mid-handler must not
 lose the callback; Redis going away must not fail a single request.
+
+The storm runs on each deployment: one server, a Sentinel group and a 3-master Cluster
+(``backend``). On the last two the master is killed in the middle of a storm: every send is
+still answered 200 and every callback runs, at least once; while the store is unreachable
+dedup is bypassed (a retry may run the handler again, the documented trade-off), and once
+the replica has taken over, callbacks run exactly once again.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 import redis
@@ -21,7 +29,10 @@ import requests
 
 from flask_wecom.testing import CallbackSigner, SignedRequest
 from tests.support.gunicorn import GunicornServer
+from tests.support.redis_cluster import RedisCluster
+from tests.support.redis_sentinel import RedisSentinelGroup
 from tests.support.redis_server import RedisServer
+from tests.test_aibot import test_stream_refreshes_across_workers as stream_across_workers
 from tests.test_crypto import CORP_ID, KEY, TOKEN
 
 pytestmark = pytest.mark.slow
@@ -40,13 +51,52 @@ def counter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server.stop()
 
 
+@dataclass
+class Backend:
+    """A Redis deployment the app's store runs on."""
+
+    name: str
+    #: WECOM_REDIS_URL.
+    url: str
+    #: The fixture that gives it back healthy and empty for a test (it returns the URL).
+    fresh: str
+    #: Kill a master (SIGKILL), so that a replica takes over; None for one server.
+    kill_master: Callable[[], None] | None = None
+
+
+@pytest.fixture(scope="module", params=["single", "sentinel", "cluster"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "sentinel":
+        group: RedisSentinelGroup = request.getfixturevalue("redis_sentinel")
+        return Backend("sentinel", group.url, "redis_sentinel_url", lambda: _kill(group.master()))
+    if request.param == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return Backend(
+            "cluster", cluster.url, "redis_cluster_url", lambda: cluster.masters()[0].kill()
+        )
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return Backend("single", server.url, "redis_url")
+
+
+def _kill(master: RedisServer | None) -> None:
+    assert master is not None
+    master.kill()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def redis_url_of(backend: Backend, request: pytest.FixtureRequest) -> str:
+    """The backend, healthy (killed nodes back, as replicas) and empty."""
+    url: str = request.getfixturevalue(backend.fresh)
+    return url
+
+
 @pytest.fixture(scope="module")
-def storm_server(redis_server: RedisServer, counter: RedisServer) -> Iterator[GunicornServer]:
+def storm_server(backend: Backend, counter: RedisServer) -> Iterator[GunicornServer]:
     env = {
         "WECOM_TOKEN": TOKEN,
         "WECOM_ENCODING_AES_KEY": KEY,
         "WECOM_CORP_ID": CORP_ID,
-        "WECOM_REDIS_URL": redis_server.url,
+        "WECOM_REDIS_URL": backend.url,
         "WECOM_DEDUP_LEASE": "1",
         "STORM_COUNTER_URL": counter.url,
     }
@@ -77,8 +127,49 @@ def executions(counts: redis.Redis, request: SignedRequest, signer: CallbackSign
     return int(value or 0)
 
 
+def storm(
+    server: GunicornServer, signer: CallbackSigner, prefix: str, callbacks: int
+) -> tuple[list[SignedRequest], list[list[bytes | None]]]:
+    """Send ``callbacks`` callbacks 4 times each: odd ones one after another, even ones all at
+    once. Every send must be answered 200; returns the first sends and each one's replies."""
+    firsts = [
+        signer.text(f"slow:0.3:{prefix}{i}" if i % 10 == 0 else f"{prefix}{i}")
+        for i in range(callbacks)
+    ]
+
+    def deliver(index: int) -> list[bytes | None]:
+        first = firsts[index]
+        sends = [first, *(signer.callback(first.plaintext) for _ in range(SENDS_PER_CALLBACK - 1))]
+        if index % 2:  # sequential: retries after the first answer
+            answers = [post(server, r) for r in sends]
+        else:  # concurrent: all four at once, like retries overtaking a slow first
+            with ThreadPoolExecutor(SENDS_PER_CALLBACK) as pool:
+                answers = list(pool.map(lambda r: post(server, r), sends))
+        assert [response.status_code for response in answers] == [200] * len(sends)
+        return [
+            signer.decrypt_reply(response.content, request)
+            for request, response in zip(sends, answers, strict=True)
+        ]
+
+    with ThreadPoolExecutor(16) as pool:
+        return firsts, list(pool.map(deliver, range(callbacks)))
+
+
+def mismatches(replies: list[list[bytes | None]]) -> int:
+    """Callbacks whose sends got different replies: sequential sends must all get the first's
+    reply; of concurrent ones, each gets that reply or an empty answer."""
+    sequential, concurrent = replies[1::2], replies[0::2]
+    return sum(len(set(r)) != 1 or None in r for r in sequential) + sum(
+        len(set(r) - {None}) != 1 for r in concurrent
+    )
+
+
 def test_retry_storm(
-    storm_server: GunicornServer, signer: CallbackSigner, counts: redis.Redis, redis_url: str
+    storm_server: GunicornServer,
+    signer: CallbackSigner,
+    counts: redis.Redis,
+    backend: Backend,
+    redis_url_of: str,
 ) -> None:
     """200 callbacks, each sent 4 times: half all at once, half after the first answer.
 
@@ -86,46 +177,86 @@ def test_retry_storm(
     waits for the running first arrival; the others are answered empty at once, which WeCom
     accepts, so replays cannot hold every request thread of a worker.
     """
-    firsts = [signer.text(f"slow:0.3:{i}" if i % 10 == 0 else f"c{i}") for i in range(CALLBACKS)]
-
-    def deliver(index: int) -> list[bytes | None]:
-        first = firsts[index]
-        retries = [signer.callback(first.plaintext) for _ in range(SENDS_PER_CALLBACK - 1)]
-        if index % 2:  # sequential: retries after the first answer
-            answers = [(r, post(storm_server, r)) for r in [first, *retries]]
-        else:  # concurrent: all four at once, like retries overtaking a slow first
-            with ThreadPoolExecutor(SENDS_PER_CALLBACK) as pool:
-                answers = list(
-                    zip(
-                        [first, *retries],
-                        pool.map(lambda r: post(storm_server, r), [first, *retries]),
-                        strict=True,
-                    )
-                )
-        assert all(response.status_code == 200 for _, response in answers)
-        return [signer.decrypt_reply(response.content, request) for request, response in answers]
-
-    with ThreadPoolExecutor(16) as pool:
-        replies = list(pool.map(deliver, range(CALLBACKS)))
-
+    firsts, replies = storm(storm_server, signer, "c", CALLBACKS)
     runs = [executions(counts, request, signer) for request in firsts]
-    sequential, concurrent = replies[1::2], replies[0::2]
-    mismatches = sum(len(set(r)) != 1 or None in r for r in sequential)
-    mismatches += sum(len(set(r) - {None}) != 1 for r in concurrent)  # one reply, or empty
-    empties = sum(r.count(None) for r in concurrent)
+    empties = sum(r.count(None) for r in replies[0::2])
     log.warning(
-        "retry storm: %d callbacks, %d sends, %d executions, %d mismatches, %d answered empty",
+        "retry storm on %s: %d callbacks, %d sends, %d executions, %d mismatches, "
+        "%d answered empty",
+        backend.name,
         CALLBACKS,
         CALLBACKS * SENDS_PER_CALLBACK,
         sum(runs),
-        mismatches,
+        mismatches(replies),
         empties,
     )
     assert runs == [1] * CALLBACKS
-    assert mismatches == 0
-    assert empties <= len(concurrent) * (SENDS_PER_CALLBACK - 1)
+    assert mismatches(replies) == 0
+    assert empties <= len(replies[0::2]) * (SENDS_PER_CALLBACK - 1)
 
 
+@pytest.mark.parametrize("backend", ["sentinel", "cluster"], indirect=True)
+def test_master_killed_mid_storm(
+    storm_server: GunicornServer,
+    signer: CallbackSigner,
+    counts: redis.Redis,
+    backend: Backend,
+    redis_url_of: str,
+) -> None:
+    """Kill a master when a quarter of a storm has run: every send is still answered 200 and
+    every callback runs; after the failover, a second storm runs each callback exactly once."""
+    assert backend.kill_master is not None
+    kill_master = backend.kill_master
+    killed = threading.Event()
+
+    def kill_when_a_quarter_ran() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(counts.keys("executions:*")) < CALLBACKS // 4:
+            time.sleep(0.01)
+        kill_master()
+        killed.set()
+
+    killer = threading.Thread(target=kill_when_a_quarter_ran)
+    killer.start()
+    try:
+        firsts, replies = storm(storm_server, signer, "f", CALLBACKS)
+    finally:
+        killer.join()
+    assert killed.is_set()
+    runs = [executions(counts, request, signer) for request in firsts]
+    log.warning(
+        "master killed mid-storm on %s: %d callbacks, %d executions, %d run more than once, "
+        "%d mismatched replies",
+        backend.name,
+        CALLBACKS,
+        sum(runs),
+        sum(run > 1 for run in runs),
+        mismatches(replies),
+    )
+    assert min(runs) >= 1  # nothing lost
+    assert sum(run > 1 for run in runs) < CALLBACKS // 2  # dedup worked outside the failover
+
+    counts.flushall()
+    deadline = time.monotonic() + 30
+    while True:  # the replica has taken over once a callback is deduplicated again
+        probe = signer.text(f"probe:{time.monotonic()}")
+        post(storm_server, probe)
+        post(storm_server, signer.callback(probe.plaintext))
+        if executions(counts, probe, signer) == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    firsts, replies = storm(storm_server, signer, "after", 40)
+    assert [executions(counts, request, signer) for request in firsts] == [1] * 40
+    assert mismatches(replies) == 0
+
+
+@pytest.mark.parametrize("backend", ["sentinel", "cluster"], indirect=True)
+def test_stream_across_workers(backend: Backend, redis_url_of: str) -> None:
+    """An AI-bot stream started on one worker is refreshed on the others, through the store."""
+    stream_across_workers(redis_url_of)
+
+
+@pytest.mark.parametrize("backend", ["single"], indirect=True)
 def test_worker_killed_mid_handler(
     storm_server: GunicornServer, signer: CallbackSigner, counts: redis.Redis, redis_url: str
 ) -> None:
@@ -149,6 +280,7 @@ def test_worker_killed_mid_handler(
     assert executions(counts, first, signer) == 2
 
 
+@pytest.mark.parametrize("backend", ["single"], indirect=True)
 def test_redis_down_mid_run(
     storm_server: GunicornServer,
     signer: CallbackSigner,
