@@ -113,7 +113,9 @@ class WeComASGIMiddleware:
             self.pipeline.endpoint(scope.get("path", "")) if scope["type"] == "http" else None
         )
         if endpoint is None:
-            if self.app is not None:
+            if self.app is not None and scope["type"] == "lifespan":
+                await self.app(scope, self._draining(receive), send)
+            elif self.app is not None:
                 await self.app(scope, receive, send)
             elif scope["type"] == "lifespan":
                 await self._lifespan(receive, send)
@@ -181,6 +183,17 @@ class WeComASGIMiddleware:
             if isinstance(value, Claim):
                 return value
             await asyncio.sleep(value)
+
+    def _draining(self, receive: Receive) -> Receive:
+        """The wrapped app's lifespan ``receive``: at shutdown, late replies finish first."""
+
+        async def receive_after_draining() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.pipeline.drain()
+            return message
+
+        return receive_after_draining
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Lifespan without a wrapped app: start at once; on shutdown, finish late replies."""

@@ -24,15 +24,23 @@ An ``executor`` (any :class:`concurrent.futures.Executor`) may be given instead,
 bolt-python's listener runner takes one; the hand-off then costs what that executor's
 ``submit`` and ``Future.result`` cost.
 
+Graceful shutdown: at interpreter exit (a gunicorn worker stopping on SIGTERM exits
+normally once its requests are answered) every runner waits up to ``grace`` seconds for the
+handlers still running on its threads (late replies, deferred handlers, AI-bot stream
+producers), so their replies still go out; :meth:`Runner.drain` does the same on demand.
+
 Imports nothing from any web framework.
 """
 
 from __future__ import annotations
 
 import _thread
+import atexit
 import contextvars
 import logging
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -133,15 +141,37 @@ class Runner:
     :param executor: run jobs on this executor instead of the runner's own lanes.
     """
 
-    def __init__(self, threads: int = 8, *, executor: Executor | None = None) -> None:
+    def __init__(
+        self, threads: int = 8, *, executor: Executor | None = None, grace: float = 25.0
+    ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.threads = threads
         self.executor = executor
+        #: Seconds to wait at exit for running handlers (gunicorn's graceful timeout is 30).
+        self.grace = grace
         self._idle: list[_Lane[Any]] = []
         self._lanes = 0
         self._grow = threading.Lock()
         self._refused = 0
+        _LIVING.add(self)
+
+    @property
+    def busy(self) -> int:
+        """How many jobs are running on the runner's own threads."""
+        return self._lanes - len(self._idle)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until no job runs on the runner's threads (at most ``timeout`` seconds,
+        default :attr:`grace`); True if none is left."""
+        deadline = time.monotonic() + (self.grace if timeout is None else timeout)
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.busy:
+            logger.error(
+                "%d handler(s) still running at shutdown; their replies are lost", self.busy
+            )
+        return not self.busy
 
     @property
     def refused(self) -> int:
@@ -192,6 +222,16 @@ class Runner:
                 raise Busy(f"all {self.threads} handler threads are busy")
             self._lanes += 1
         return _Lane(self)
+
+
+#: Every runner alive, drained at interpreter exit.
+_LIVING: weakref.WeakSet[Runner] = weakref.WeakSet()
+
+
+@atexit.register
+def _drain_at_exit() -> None:
+    for runner in list(_LIVING):
+        runner.drain()
 
 
 def _in_context(job: Callable[[], T]) -> Callable[[], T]:

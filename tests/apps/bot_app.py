@@ -22,8 +22,9 @@ bot = AIBot(app)
 
 @bot.message("text")
 def answer(message: Message) -> Iterator[str]:
+    pause = 0.8 if (message.content or "").startswith("slowly") else 0.15
     for word in ["Thinking", " about", f" {message.content}", "."]:
-        time.sleep(0.15)
+        time.sleep(pause)
         yield word
 
 

@@ -40,6 +40,7 @@ class GunicornServer:
     :param workers: worker processes.
     :param threads: threads per worker (gthread worker class).
     :param timeout: gunicorn's worker timeout, seconds.
+    :param graceful_timeout: seconds a worker has to finish after SIGTERM.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class GunicornServer:
         workers: int = 2,
         threads: int = 4,
         timeout: int = 30,
+        graceful_timeout: int = 2,
     ) -> None:
         self.app = app
         self.port = free_port()
@@ -70,7 +72,7 @@ class GunicornServer:
             "--timeout",
             str(timeout),
             "--graceful-timeout",
-            "2",
+            str(graceful_timeout),
             "--access-logfile",
             "-",
             "--log-level",
