@@ -1,8 +1,8 @@
 """Graceful stop: a gunicorn worker stopped with SIGTERM finishes what it started.
 
 A handler past WeCom's deadline still running, and an AI-bot stream still producing, when
-the worker is told to stop: the reply still arrives through message/send, and the stream is finished in
-the shared store (so a refresh on another worker gets all of it).
+the worker is told to stop: the reply still arrives through message/send, and the stream is
+finished in the shared store (so a refresh on another worker gets all of it).
 """
 
 from __future__ import annotations
