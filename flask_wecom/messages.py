@@ -14,16 +14,26 @@ Naming contract, the same for every model:
   ``location_x``; a Python keyword gets a trailing underscore (``from`` -> ``from_``).
   Documented fields are typed dataclass fields; anything else, including fields a newer WeCom adds,
   is still reachable through ``__getattr__`` (nested elements as :class:`Node`, repeats as tuples).
-* Fields the docs define as integers are ``int`` (``MsgId`` stays exact above 2**53), decimal
-  coordinates are ``float``; a missing or empty element is ``None``.
+* Fields the docs define as integers are ``int``, decimal coordinates are ``float``; a missing
+  or empty element is ``None``. ``MsgId`` (``msg_id``) is a ``str``: WeCom sends non-numeric ids
+  such as ``CAIQg/PKxgYY2sC9tpuAgAMg9/zKaw==``, and numeric ones stay exact as text.
+* **Conversion never refuses.** A value that does not fit its field's type keeps what was
+  received: the typed attribute holds the text as ``str`` (``None`` when it is blank), or a
+  :class:`Node` where text was expected and a nested element came. So an ``int`` field may hold
+  a ``str`` when WeCom sends something undocumented; check with ``isinstance`` where it
+  matters. :attr:`Node.raw` always has the document as received.
+* **Repeated elements.** A field annotated ``tuple[...]`` takes every repetition (one element
+  gives a 1-tuple); any other field takes the first repetition, and ``raw`` keeps them all as
+  a list. ``MsgType``, ``Event``, ``ChangeType`` and ``InfoType`` likewise use the first.
 * ``.raw`` keeps the whole document: XML element name -> text, nested dict, or list for repeated
   elements (attributes, comments and processing instructions are not part of WeCom's format and
   are dropped); JSON as loaded.
 
 The model is looked up in one registry keyed on the channel (``app``, ``suite`` or ``aibot``) and
 the path ``type/event/change_type``, most specific first. Anything well-formed but unknown becomes
-:class:`UnknownEvent` or :class:`UnknownMessage`; only malformed documents raise
-:class:`~flask_wecom.errors.ParseError`.
+:class:`UnknownEvent` or :class:`UnknownMessage`. The only documents refused (with
+:class:`~flask_wecom.errors.ParseError`) are those that are not well-formed XML or JSON, and
+those the hardened parser refuses (DOCTYPE or entity declarations, excessive size or depth).
 
 This module imports nothing web-related.
 """
@@ -212,8 +222,9 @@ class Message(Node):
     event: str = ""
     #: True when the payload came as AI-bot (智能机器人) JSON.
     is_aibot: bool = False
-    #: MsgId as int for app messages, ``msgid`` as str for AI-bot payloads, else None.
-    msg_id: int | str | None = None
+    #: MsgId (AI bot: ``msgid``) as text, exactly as sent; None for events. Not an int: WeCom
+    #: sends non-numeric ids too, so compare with ``str`` values.
+    msg_id: str | None = None
     #: AgentID (the app's id), when present.
     agent_id: int | None = None
     #: ToUserName: the CorpID (or SuiteID) the callback was sent to.
@@ -1109,47 +1120,57 @@ def _shape(cls: type[Node]) -> _Shape:
     return shape
 
 
-def _to_int(value: Any, name: str) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
+def _kept(value: Any, convert: Callable[[Any], Any]) -> Any:
+    """A value that does not fit ``convert``'s type, kept as received (see :class:`Message`).
+
+    The first item of a repeated element is converted; blank text is None; other text stays
+    text, a nested element a :class:`Node`.
+    """
+    if isinstance(value, list):
+        first = value[0] if value else None
+        return None if first is None else convert(first)
+    if isinstance(value, str):
+        return value if value.strip() else None
+    return _attribute_value(value)
+
+
+def _to_int(value: Any) -> Any:
     if isinstance(value, str):
         if value.isdigit() and value.isascii() and len(value) <= 30:
             return int(value)  # the usual form, without the pattern below
-        if not value.strip():
-            return None
         if _INTEGER.fullmatch(value):
             return int(value)
-    raise ParseError(f"field {name!r} is not an integer")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return _kept(value, _to_int)
 
 
-def _to_float(value: Any, name: str) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+def _to_float(value: Any) -> Any:
     if isinstance(value, str):
-        if not value.strip():
-            return None
         try:
             return float(value)
         except ValueError:
             pass
-    raise ParseError(f"field {name!r} is not a number")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return _kept(value, _to_float)
 
 
-def _to_text(value: Any, name: str) -> str:
+def _to_text(value: Any) -> Any:
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise ParseError(f"field {name!r} is not text")
+    return _kept(value, _to_text)
 
 
-def _convert(hint: Any, value: Any, name: str) -> Any:
-    """Convert one raw value to the field annotation ``hint``."""
-    return None if value is None else _converter(hint)(value, name)
+def _convert(hint: Any, value: Any) -> Any:
+    """Convert one raw value to the field annotation ``hint`` (see :class:`Message`)."""
+    return None if value is None else _converter(hint)(value)
 
 
 @functools.cache
-def _converter(hint: Any) -> Callable[[Any, str], Any]:
+def _converter(hint: Any) -> Callable[[Any], Any]:
     """The conversion for one field annotation, worked out once per annotation."""
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
@@ -1158,21 +1179,21 @@ def _converter(hint: Any) -> Callable[[Any, str], Any]:
     if origin is tuple:
         convert_item = _converter(get_args(hint)[0])
 
-        def repeated(value: Any, name: str) -> tuple[Any, ...]:
+        def repeated(value: Any) -> tuple[Any, ...]:
             items = value if isinstance(value, list) else [value]
-            return tuple(None if item is None else convert_item(item, name) for item in items)
+            return tuple(None if item is None else convert_item(item) for item in items)
 
         return repeated
     scalar = {int: _to_int, float: _to_float, str: _to_text}.get(hint)
     if scalar is not None:
         return scalar
 
-    def node(value: Any, name: str) -> Any:
+    def node(value: Any) -> Any:
         if isinstance(value, dict):
             return _build(hint, value, _by_snake_name(value))
         if isinstance(value, str) and not value.strip():
             return _build(hint, {}, {})  # an empty element
-        raise ParseError(f"field {name!r} is not an object")
+        return _kept(value, node)
 
     return node
 
@@ -1191,7 +1212,7 @@ def _build(cls: type[N], raw: dict[str, Any], by_name: Mapping[str, Any], **comm
     values = {**defaults, **common, "raw": raw}
     for name, hint in typed:
         if name in by_name:
-            values[name] = _convert(hint, by_name[name], name)
+            values[name] = _convert(hint, by_name[name])
     if len(values) != size:
         return cls(**values)  # not every field given: let the dataclass say which is missing
     # Every field is known: fill the frozen instance at once instead of one setattr per field.
@@ -1201,7 +1222,12 @@ def _build(cls: type[N], raw: dict[str, Any], by_name: Mapping[str, Any], **comm
 
 
 def _label(value: Any) -> str:
-    """A type, event or change-type label: stripped and lower-cased; "" when absent."""
+    """A type, event or change-type label: stripped and lower-cased; "" when absent.
+
+    Of a repeated element the first value counts.
+    """
+    if isinstance(value, list) and value:
+        value = value[0]
     return value.strip().lower() if isinstance(value, str) else ""
 
 
@@ -1228,15 +1254,15 @@ def _app_message(raw: dict[str, Any]) -> Message:
         by_name,
         type=type_,
         event=event,
-        msg_id=_convert(int, by_name.get("msg_id"), "MsgId"),
-        agent_id=_convert(int, by_name.get("agent_id"), "AgentID"),
-        to_user_name=_convert(str, by_name.get("to_user_name"), "ToUserName"),
-        from_user_name=_convert(str, by_name.get("from_user_name"), "FromUserName"),
-        create_time=_convert(int, by_name.get("create_time"), "CreateTime"),
-        event_key=_convert(str, by_name.get("event_key"), "EventKey"),
+        msg_id=_convert(str, by_name.get("msg_id")),
+        agent_id=_convert(int, by_name.get("agent_id")),
+        to_user_name=_convert(str, by_name.get("to_user_name")),
+        from_user_name=_convert(str, by_name.get("from_user_name")),
+        create_time=_convert(int, by_name.get("create_time")),
+        event_key=_convert(str, by_name.get("event_key")),
         change_type=change_type,
         info_type=info_type if channel == "suite" else None,
-        content=_convert(str, by_name.get("content"), "Content"),
+        content=_convert(str, by_name.get("content")),
     )
 
 
@@ -1254,11 +1280,11 @@ def _bot_message(raw: dict[str, Any]) -> Message:
         type=type_,
         event=event,
         is_aibot=True,
-        msg_id=_convert(str, raw.get("msgid"), "msgid"),
-        from_user_name=_convert(str, _get(raw, "from", "userid"), "from.userid"),
-        create_time=_convert(int, raw.get("create_time"), "create_time"),
-        event_key=_convert(str, _get(details, event, "event_key"), "event_key"),
-        content=_convert(str, _get(raw, type_, "content"), "content"),
+        msg_id=_convert(str, raw.get("msgid")),
+        from_user_name=_convert(str, _get(raw, "from", "userid")),
+        create_time=_convert(int, raw.get("create_time")),
+        event_key=_convert(str, _get(details, event, "event_key")),
+        content=_convert(str, _get(raw, type_, "content")),
     )
 
 

@@ -398,9 +398,10 @@ class CallbackSigner:
         overrides.setdefault("format", "json")
         return self.callback(payload, **overrides)
 
-    def _msg_id(self) -> int:
+    def _msg_id(self) -> str:
+        """A fresh MsgId: text, as every MsgId is (WeCom sends non-numeric ones too)."""
         self._next_msg_id += 1
-        return self._next_msg_id
+        return str(self._next_msg_id)
 
     # -- replies --------------------------------------------------------------------------
 
