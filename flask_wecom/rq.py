@@ -1,9 +1,9 @@
 """Run deferred WeCom handlers on RQ workers (the ``rq`` extra), sharing the app's Redis.
 
 The default runs ``deferred=True`` handlers on a thread pool inside each web
-worker: simple, and right while one machine serves the traffic. Choose RQ when
-deferred work is heavy or long (an LLM call, a report), when it must survive a
-web worker restart, or when it should scale on machines of its own::
+worker: simple, and right while one machine serves the traffic. Choose a task queue
+when deferred work is heavy or long (an LLM call, a report), when it must survive a
+web worker restart, or when it should scale on machines of its own. With RQ::
 
     from redis import Redis
     from rq import Queue
@@ -12,23 +12,20 @@ web worker restart, or when it should scale on machines of its own::
     queue = Queue("wecom", connection=Redis.from_url(os.environ["WECOM_REDIS_URL"]))
     wecom = WeCom(app, deferrer=RQDeferrer(queue, "myproject.app:app"))
 
-and run workers with ``rq worker wecom --url $WECOM_REDIS_URL``. A job carries
-only the WeCom instance's name and the decrypted plaintext (the queue is as
-private as your Redis); the worker imports the app, parses the message, runs the
-handler in a request context (``current_message`` works) and sends its reply with
-message/send.
+and run workers with ``rq worker wecom --url $WECOM_REDIS_URL``. The job is
+:func:`flask_wecom.deferral.run_deferred` (Celery: :mod:`flask_wecom.celery_deferrer`).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
-from flask import Flask
+from .deferral import check_app_path, run_deferred
 
 if TYPE_CHECKING:
     from rq import Queue
 
+#: ``run_deferred`` stays importable from here for jobs enqueued by earlier versions.
 __all__ = ["RQDeferrer", "run_deferred"]
 
 
@@ -41,22 +38,12 @@ class RQDeferrer:
     """
 
     def __init__(self, queue: Queue, app_path: str, *, job_timeout: int = 600) -> None:
-        if ":" not in app_path:
-            raise ValueError(f"app_path must be 'module:variable', got {app_path!r}")
         self.queue = queue
-        self.app_path = app_path
+        self.app_path = check_app_path(app_path)
         self.job_timeout = job_timeout
 
     def defer(self, wecom_name: str, plaintext: bytes) -> None:
-        """Enqueue :func:`run_deferred` for this callback."""
+        """Enqueue :func:`~flask_wecom.deferral.run_deferred` for this callback."""
         self.queue.enqueue(
             run_deferred, self.app_path, wecom_name, plaintext, job_timeout=self.job_timeout
         )
-
-
-def run_deferred(app_path: str, wecom_name: str, plaintext: bytes) -> None:
-    """The RQ job: handle one deferred callback in the worker and send the reply."""
-    module_name, _, variable = app_path.partition(":")
-    app = cast(Flask, getattr(importlib.import_module(module_name), variable))
-    wecom: Any = app.extensions["wecom"].mounted[wecom_name]
-    wecom.run_deferred(app, plaintext)
