@@ -420,7 +420,7 @@ class LongConnection:
         self.dedup = (
             dedup
             if isinstance(dedup, Deduplicator)
-            else (Deduplicator(self.store, wait=0.0) if dedup else None)
+            else (Deduplicator(self.store, wait=0.0, write_behind=0.0) if dedup else None)
         )
         self._dedup_secret = hmac.new(secret.encode(), b"flask_wecom:dedup", "sha256").digest()
         self.name = f"longconn:{bot_id}"
@@ -739,6 +739,12 @@ class LongConnection:
         """Drain running handlers, hand the rest over, release the lease, close."""
         pending = {t for t in self._tasks if t is not asyncio.current_task()}
         handlers = {t for t in pending if t.get_name().startswith("handle:")}
+        if self._session is not None:
+            logger.info(
+                "bot %s: stopping; finishing %d running handler(s) first",
+                self.bot_id,
+                len(handlers),
+            )
         if handlers and self._session is not None:
             await asyncio.wait(handlers, timeout=self.drain_timeout)
         for task in pending:

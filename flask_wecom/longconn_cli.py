@@ -129,7 +129,7 @@ def longconn(
     options: dict[str, Any] = {
         "store": store,
         "dedup": dedup["on"]
-        and Deduplicator(store, ttl=dedup["ttl"], lease=dedup["lease"], wait=0.0),
+        and Deduplicator(store, ttl=dedup["ttl"], lease=dedup["lease"], wait=0.0, write_behind=0.0),
         "threads": threads,
         "lease_ttl": lease_ttl,
         "standby_poll": standby_poll,
