@@ -69,6 +69,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Called with the path and errcode of every answer of the WeCom API (gettoken included).
+ANSWER_HOOKS: list[Callable[[str, int], None]] = []
+
 #: errcodes that mean the access token is no longer valid: 40001 invalid credential,
 #: 40014 invalid access_token, 42001 access_token expired. Fetch a new token, retry once.
 TOKEN_INVALID_ERRCODES = frozenset({40001, 40014, 42001})
@@ -500,6 +503,8 @@ class WeComClient:
                 access_token = params["access_token"] = self.access_token()
             answer = self._send(method, path, params, body)
             errcode: int = answer["errcode"]
+            for hook in ANSWER_HOOKS:  # metrics (flask_wecom.metrics); a hook must not raise
+                hook(path, errcode)
             if errcode == 0:
                 return answer
             if (
