@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.e2e_bench import drive, percentile, process_cpu_seconds, render  # noqa: E402
+from bench.e2e_bench import drive, process_cpu_seconds, render  # noqa: E402
+from bench.stats import percentile  # noqa: E402
 from flask_wecom.asgi import WeComASGIMiddleware  # noqa: E402
 from flask_wecom.crypto import WeComCrypto  # noqa: E402
 from flask_wecom.messages import Message  # noqa: E402

@@ -53,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.e2e_bench import percentile, read_response, render  # noqa: E402
+from bench.e2e_bench import read_response, render  # noqa: E402
+from bench.stats import percentile  # noqa: E402
 from flask_wecom.testing import CallbackSigner, SignedRequest  # noqa: E402
 from tests.attacks.forge import (  # noqa: E402
     CORP_ID,
