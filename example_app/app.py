@@ -20,7 +20,15 @@ from flask_wecom.messages import Message
 
 app = Flask(__name__)
 app.config.update({k: v for k, v in os.environ.items() if k.startswith("WECOM_")})
-wecom = WeCom(app)
+try:  # with the prometheus extra: metrics at /metrics (see flask_wecom.metrics)
+    from flask_wecom.metrics import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+except ImportError:
+    wecom = WeCom(app)
+else:
+    wecom = WeCom(app, hooks=[metrics])
+    app.add_url_rule("/metrics", "metrics", metrics.flask_view)
 log = logging.getLogger("example_app")
 
 
