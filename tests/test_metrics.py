@@ -120,3 +120,19 @@ def test_multiprocess_mode_adds_up_the_workers(
     metrics.close()
     line = 'wecom_callbacks_total{dedup="first",endpoint="wecom",outcome="accepted",reason=""} 2.0'
     assert line in body.decode()
+
+
+def test_the_example_app_serves_its_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example app counts into the global registry; compare scrapes before and after."""
+    for name, value in {"WECOM_TOKEN": TOKEN, "WECOM_ENCODING_AES_KEY": KEY}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WECOM_CORP_ID", FAKE_CORP_ID)
+    from example_app.app import app  # imported once per process: the registry is global
+
+    signer = CallbackSigner(TOKEN, KEY, FAKE_CORP_ID)
+    before, _ = scrape(app)
+    reply = WeComTestClient(app, signer).send_text("help").reply
+    assert reply is not None
+    after, _ = scrape(app)
+    key = callbacks("accepted", dedup="first")
+    assert after[key] - before.get(key, 0.0) == 1
