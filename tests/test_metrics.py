@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import time
@@ -13,12 +15,14 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from flask_wecom import WeCom, client
+from flask_wecom import Outcome, WeCom, client
 from flask_wecom.messages import Message
 from flask_wecom.metrics import PrometheusMetrics
 from flask_wecom.testing import CallbackSigner, WeComTestClient
 from tests.support.fake_wecom_api import FAKE_CORP_ID, FAKE_SECRET, FakeWeComAPI, wecom_settings
 from tests.test_crypto import KEY, TOKEN
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: (metric sample name, labels) -> value, as scraped.
 Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -136,3 +140,17 @@ def test_the_example_app_serves_its_metrics(monkeypatch: pytest.MonkeyPatch) -> 
     after, _ = scrape(app)
     key = callbacks("accepted", dedup="first")
     assert after[key] - before.get(key, 0.0) == 1
+
+
+def test_the_grafana_dashboard_queries_only_exported_metrics(metrics: PrometheusMetrics) -> None:
+    dashboard = json.loads((ROOT / "contrib" / "grafana" / "flask-wecom.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bwecom_\w+", target["expr"])
+    }
+    metrics(Outcome("wecom", "accepted", 200, handler_seconds=1.0, dedup="first"))  # late
+    metrics.api_answer("/cgi-bin/message/send", 40014)
+    exported = {s.name for family in metrics.registry.collect() for s in family.samples}
+    assert queried and queried <= exported
