@@ -11,12 +11,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .errors import ParseError, PayloadTooLarge
 from .safe_xml import MAX_XML_BYTES, cdata, parse_xml
 
-__all__ = ["EnvelopeFormat", "extract_encrypted", "render_envelope"]
+__all__ = [
+    "EnvelopeFormat",
+    "ReplyEnvelope",
+    "extract_encrypted",
+    "read_reply_envelope",
+    "render_envelope",
+]
 
 #: The two envelope formats: ``"xml"`` for apps and suites, ``"json"`` for AI bots.
 EnvelopeFormat = Literal["xml", "json"]
@@ -93,6 +99,46 @@ def extract_encrypted(body: bytes | str | Mapping[str, Any]) -> str:
             raise ParseError("the JSON envelope is not an object")
         return _from_mapping(document)
     raise ParseError("the body is neither an XML nor a JSON envelope")
+
+
+class ReplyEnvelope(NamedTuple):
+    """The four fields of a passive-reply envelope, as text (a JSON timestamp too)."""
+
+    encrypted: str
+    signature: str
+    timestamp: str
+    nonce: str
+
+
+def read_reply_envelope(body: bytes | str) -> ReplyEnvelope:
+    """Read a passive-reply envelope (XML or AI-bot JSON) without checking anything.
+
+    The one reader of reply envelopes, for the test kit and ``flask-wecom decrypt``: a
+    reply carries its own signature (``MsgSignature`` / ``msgsignature``), which is how a
+    reply is told from a callback. Checking the signature and decrypting are the caller's.
+
+    :raises ParseError: the body is not a well-formed envelope with a ciphertext and a
+        signature (a callback envelope, plaintext, bad UTF-8, JSON that is not an object
+        or nests absurdly deep).
+    """
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    if raw.lstrip()[:1] == b"{":
+        try:
+            document = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+            raise ParseError(f"malformed JSON reply envelope: {exc}") from exc
+        if not isinstance(document, dict):
+            raise ParseError("the JSON reply envelope is not an object")
+        fields = [document.get(k) for k in ("msgsignature", "timestamp", "nonce")]
+    else:
+        root = parse_xml(raw)
+        fields = [root.findtext(k) for k in ("MsgSignature", "TimeStamp", "Nonce")]
+    signature, timestamp, nonce = (
+        str(v) if isinstance(v, str | int) and not isinstance(v, bool) else "" for v in fields
+    )
+    if not signature:
+        raise ParseError("no MsgSignature: not a reply envelope")
+    return ReplyEnvelope(extract_encrypted(raw), signature, timestamp, nonce)
 
 
 def _from_mapping(document: Mapping[str, Any]) -> str:

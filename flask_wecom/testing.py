@@ -39,11 +39,11 @@ from urllib.parse import quote, urlencode
 
 from .crypto import WeComCrypto
 from .crypto import signature as sign
-from .envelope import EnvelopeFormat, extract_encrypted
+from .envelope import EnvelopeFormat, read_reply_envelope
 from .errors import SignatureError
 from .messages import Message
 from .replies import Reply, XmlValue, parse_reply, xml_elements
-from .safe_xml import cdata, parse_xml
+from .safe_xml import cdata
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -413,20 +413,19 @@ class CallbackSigner:
         :param request: the callback it answers; the reply must be signed with its
             nonce. Leave out to check only the envelope's own signature (e.g. a
             reply captured from a log).
-        :raises SignatureError: the envelope is not signed, or not with the request's nonce.
-        :raises ParseError: the body is not a reply envelope.
+        :raises SignatureError: the signature is wrong, or not made with the request's nonce.
+        :raises ParseError: the body is not a reply envelope (no ciphertext or no signature).
         :raises DecryptError: (or a subclass) the ciphertext is malformed or for another id.
         """
         if not body:
             return None
-        encrypted = extract_encrypted(body)
-        fields = _reply_fields(body)
-        if request is not None and fields["nonce"] != request.nonce:
+        envelope = read_reply_envelope(body)
+        if request is not None and envelope.nonce != request.nonce:
             raise SignatureError("the reply is not signed with the callback's nonce")
         self.crypto.check_signature(
-            fields["msgsignature"], fields["timestamp"], fields["nonce"], encrypted
+            envelope.signature, envelope.timestamp, envelope.nonce, envelope.encrypted
         )
-        plaintext, _ = self.crypto.decrypt(encrypted)
+        plaintext, _ = self.crypto.decrypt(envelope.encrypted)
         return plaintext
 
     def open_reply(self, body: bytes | str, request: SignedRequest | None = None) -> Reply | None:
@@ -450,20 +449,6 @@ def _document_of(message: Message) -> str:
         return json.dumps(message.raw, ensure_ascii=False)
     raw = dict(message.raw)
     return "<xml>" + xml_elements(raw) + "</xml>"
-
-
-def _reply_fields(body: bytes | str) -> dict[str, str]:
-    """MsgSignature, TimeStamp and Nonce of an XML or JSON reply envelope, as text."""
-    text = body.decode("utf-8") if isinstance(body, bytes) else body
-    if text.lstrip().startswith("{"):
-        document = json.loads(text)
-        return {k: str(document.get(k, "")) for k in ("msgsignature", "timestamp", "nonce")}
-    root = parse_xml(text)
-    return {
-        "msgsignature": root.findtext("MsgSignature") or "",
-        "timestamp": root.findtext("TimeStamp") or "",
-        "nonce": root.findtext("Nonce") or "",
-    }
 
 
 @dataclass(frozen=True)

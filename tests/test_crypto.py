@@ -15,7 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_wecom.crypto import BLOCK_SIZE, WeComCrypto, decode_aes_key, signature
-from flask_wecom.envelope import extract_encrypted
+from flask_wecom.envelope import (
+    ReplyEnvelope,
+    extract_encrypted,
+    read_reply_envelope,
+    render_envelope,
+)
 from flask_wecom.errors import (
     AESKeyError,
     Base64DecodeError,
@@ -200,9 +205,7 @@ def test_receive_id_allowlist() -> None:
 receive_ids = st.text(max_size=40)
 xml_text = st.text(
     alphabet=st.sampled_from("\t\n\r")
-    | st.characters(
-        min_codepoint=0x20, exclude_categories=("Cs",), exclude_characters="\ufffe\uffff"
-    ),
+    | st.characters(min_codepoint=0x20, codec="utf-8", exclude_characters="\ufffe\uffff"),
     max_size=32,
 )
 tokens = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1)
@@ -484,6 +487,41 @@ def test_malformed_envelopes(body: bytes, error: type[WeComError]) -> None:
 )
 def test_envelope_forms(body: Any) -> None:
     assert extract_encrypted(body) == "CIPHER"
+
+
+@pytest.mark.parametrize("format", ["xml", "json"])
+def test_reply_envelope_reads_back_what_render_wrote(format: Any) -> None:
+    body = render_envelope("CIPHER", "f" * 40, "1700000000", "n<]]>1", format)
+    assert read_reply_envelope(body) == ReplyEnvelope("CIPHER", "f" * 40, "1700000000", "n<]]>1")
+    assert read_reply_envelope(body.encode()) == read_reply_envelope(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"<xml><Encrypt>C</Encrypt></xml>", id="xml-callback"),
+        pytest.param(b'{"encrypt": "C"}', id="json-callback"),
+        pytest.param(b'{"encrypt": "C", "msgsignature": ""}', id="json-empty-signature"),
+        pytest.param(b'{"encrypt": "C", "msgsignature": 5.5}', id="json-float-signature"),
+        pytest.param(b'{"encrypt": "C", "msgsignature": true}', id="json-bool-signature"),
+        pytest.param(b"<xml><MsgSignature>s</MsgSignature></xml>", id="xml-without-encrypt"),
+        pytest.param(b'{"msgsignature": "s"}', id="json-without-encrypt"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="json-deeply-nested"),
+        pytest.param(b'["msgsignature"]', id="json-array"),
+        pytest.param(b"{\xff}", id="json-bad-utf8"),
+        pytest.param(b"<xml><MsgSignature>s", id="truncated-xml"),
+        pytest.param(b"plain text", id="plaintext"),
+        pytest.param(b"", id="empty"),
+    ],
+)
+def test_reply_envelope_refuses_what_is_not_one(body: bytes) -> None:
+    with pytest.raises(ParseError):
+        read_reply_envelope(body)
+
+
+def test_reply_envelope_json_timestamp_is_text() -> None:
+    body = b'{"encrypt": "C", "msgsignature": "s", "timestamp": 17, "nonce": true}'
+    assert read_reply_envelope(body) == ReplyEnvelope("C", "s", "17", "")
 
 
 FIELD_VALUES = st.text(alphabet=st.sampled_from("ab1 ]>&<\t\r\n\x01é"), max_size=6)
