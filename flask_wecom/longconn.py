@@ -309,19 +309,24 @@ class _Session:
         self.displaced = False
 
     async def request(self, cmd: str, req_id: str, body: Any = None) -> dict[str, Any]:
-        frame: dict[str, Any] = {"cmd": cmd, "headers": {"req_id": req_id}}
+        """Send a frame and wait for its ack; ``body`` may be JSON text already."""
+        head = json.dumps({"cmd": cmd, "headers": {"req_id": req_id}}, ensure_ascii=False)
         if body is not None:
-            frame["body"] = body
-        future = asyncio.get_running_loop().create_future()
+            text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+            head = f'{head[:-1]}, "body": {text}}}'
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.pending[req_id] = future
+        timer = loop.call_later(self.ack_timeout, _expire, future)
         try:
-            await self.ws.send(json.dumps(frame, ensure_ascii=False))
-            ack = await asyncio.wait_for(future, self.ack_timeout)
+            await self.ws.send(head)
+            ack = await future
         except TimeoutError:
             raise AckTimeout(f"no answer to {cmd} within {self.ack_timeout:g} s") from None
         except ConnectionClosed:
             raise NotConnected(f"the connection closed before {cmd} was answered") from None
         finally:
+            timer.cancel()
             self.pending.pop(req_id, None)
         errcode = ack.get("errcode", 0)
         if errcode:
@@ -348,6 +353,11 @@ class _Session:
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(NotConnected("the connection closed"))
+
+
+def _expire(future: asyncio.Future[dict[str, Any]]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 class Media(NamedTuple):
@@ -587,6 +597,7 @@ class LongConnection:
                         self.url,
                         ssl=self.ssl_context if self.url.startswith("wss:") else None,
                         ping_interval=None,
+                        compression=None,
                         open_timeout=10,
                         close_timeout=2,
                         max_size=2**23,
@@ -776,6 +787,12 @@ class LongConnection:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, func, *args)
 
+    async def _store_call(self, func: Callable[..., T], *args: Any) -> T:
+        """Run store work inline for a memory store (no I/O), else on the pool."""
+        if isinstance(self.store, MemoryStore):
+            return func(*args)
+        return await self._in_thread(func, *args)
+
     async def _handle(self, req_id: str, body: Mapping[str, Any]) -> None:
         """Dedup and journal a callback, then answer it."""
         prepared = await self._prepare(req_id, body, recovered=False)
@@ -792,7 +809,7 @@ class LongConnection:
         except ParseError as exc:
             logger.warning("bot %s: an unreadable callback was ignored (%s)", self.bot_id, exc)
             return None
-        claim = await self._in_thread(self._begin, req_id, body, message, plaintext, recovered)
+        claim = await self._store_call(self._begin, req_id, body, message, plaintext, recovered)
         if claim is None:
             self.stats["duplicates"] += 1
             return None
@@ -815,7 +832,7 @@ class LongConnection:
                 "bot %s: answering %s/%s failed", self.bot_id, message.type, message.event or "-"
             )
         self.stats["handled"] += 1
-        await self._in_thread(self._end, req_id, claim)
+        await self._store_call(self._end, req_id, claim)
 
     def _begin(
         self,
@@ -949,7 +966,7 @@ class LongConnection:
 
     async def _reply(self, message: Message, req_id: str, reply: Reply) -> None:
         try:
-            body = json.loads(reply.render(message))
+            body = reply.render(message)
         except ReplyError as exc:
             logger.error(
                 "bot %s: a %s cannot answer %s/%s over the long connection: %s",
@@ -1051,7 +1068,7 @@ class LongConnection:
                 continue
             frame = StreamReply(stream_id, content, finish=final)
             try:
-                await self._request("aibot_respond_msg", req_id, json.loads(frame.render(message)))
+                await self._request("aibot_respond_msg", req_id, frame.render(message))
             except StreamExpired:
                 moved = True
                 break

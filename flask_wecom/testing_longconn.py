@@ -167,6 +167,8 @@ class FakeLongConnServer:
     :param quota_per_hour: likewise an hour.
     :param bind_req_id: refuse replies to callbacks pushed on another connection (846605).
     :param ssl_context: serve ``wss://`` with it.
+    :param compression: offer permessage-deflate (``"deflate"``) or not (None); whether WeCom
+        does is unconfirmed.
     """
 
     def __init__(
@@ -189,6 +191,7 @@ class FakeLongConnServer:
         media_ttl: float = 300.0,
         bind_req_id: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        compression: str | None = "deflate",
     ) -> None:
         self.bots = dict(bots) if bots is not None else {bot_id: secret}
         self.clock = clock
@@ -205,8 +208,11 @@ class FakeLongConnServer:
         self.media_ttl = media_ttl
         self.bind_req_id = bind_req_id
         self.ssl_context = ssl_context
+        self.compression = compression
         #: Answer pings (False: a server that went quiet while the socket stays up).
         self.ack_pings = True
+        #: Called on the server's loop with every frame the bot sends (pings excluded).
+        self.on_sent: Callable[[Sent], None] | None = None
         self._cond = threading.Condition()
         self._ids = itertools.count(1)
         self._conns: dict[int, _Conn] = {}
@@ -248,6 +254,7 @@ class FakeLongConnServer:
                 0,
                 process_request=self._http,
                 ssl=self.ssl_context,
+                compression=self.compression,
                 ping_interval=None,
                 max_size=2**23,
             )
@@ -511,11 +518,15 @@ class FakeLongConnServer:
             body = frame.get("body") or {}
         except (ValueError, KeyError, TypeError, AttributeError):
             return  # WeCom ignores what it cannot read
+        sent = None
         with self._cond:
             errcode, extra = self._rule(conn, cmd, req_id, body)
             if cmd not in ("ping", "aibot_subscribe"):
-                self._sent.append(Sent(conn.id, cmd, req_id, body, errcode, self.clock()))
+                sent = Sent(conn.id, cmd, req_id, body, errcode, self.clock())
+                self._sent.append(sent)
             self._cond.notify_all()
+        if sent is not None and self.on_sent is not None:
+            self.on_sent(sent)
         if cmd == "ping" and not self.ack_pings:
             return
         ack: dict[str, Any] = {

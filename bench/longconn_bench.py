@@ -1,0 +1,284 @@
+"""An echo AI bot over the long connection: flask_wecom against the official Python SDK.
+
+The fake long-connection server (:mod:`flask_wecom.testing_longconn`, TLS on 127.0.0.1,
+quota off) pushes ``--messages`` text callbacks, ``--concurrency`` outstanding at a time, to
+one client process; each client answers every message with one finished stream frame
+holding the text. Measured at the server: messages per second, and the latency from the
+push to the reply frame (p50, p99). Also the client process's CPU time per message (from
+/proc), which the other load on a shared machine disturbs less than wall-clock figures.
+
+Clients, each in its own process, in interleaved rounds (best round of each is reported):
+
+* ``flask_wecom``: :class:`~flask_wecom.longconn.LongConnection`, a plain (sync) handler on
+  its thread pool, msgid dedup on (in memory);
+* ``flask_wecom-async``: the same with an ``async def`` handler;
+* ``sdk``: ``wecom-aibot-python-sdk`` 1.0.2 (PyPI, import name ``aibot``), an async
+  ``message.text`` listener calling ``reply_stream(..., finish=True)``; no dedup (it has
+  none), its per-frame debug logging silenced. It only dials ``wss://`` with its own
+  module-level SSL context (certifi's CAs), so that context is replaced by one trusting the
+  benchmark's self-signed certificate; its ``ws_url`` option points it at the fake server.
+
+Run: ``.venv/bin/python bench/longconn_bench.py`` (or ``scripts/bench.sh longconn``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.e2e_bench import percentile, process_cpu_seconds  # noqa: E402
+from flask_wecom.testing_longconn import FakeLongConnServer, Sent  # noqa: E402
+
+BOT, SECRET = "aibBENCHBOT", "BENCH_LONGCONN_SECRET"
+CLIENTS = ("flask_wecom", "flask_wecom-async", "sdk")
+
+
+# --------------------------------------------------------------------------- the clients
+
+
+def run_flask_wecom(url: str, cafile: str, asynchronous: bool) -> None:
+    """An echo bot on flask_wecom's long connection, until SIGTERM."""
+    from flask_wecom.aibot import BotReceiver
+    from flask_wecom.longconn import LongConnection
+    from flask_wecom.messages import Message
+
+    bot = BotReceiver()
+    if asynchronous:
+
+        @bot.message("text")
+        async def echo_async(message: Message) -> str:
+            return str(message.content)
+
+    else:
+
+        @bot.message("text")
+        def echo(message: Message) -> str:
+            return str(message.content)
+
+    context = ssl.create_default_context(cafile=cafile)
+    LongConnection(bot, BOT, SECRET, url=url, ssl_context=context).run_forever()
+
+
+class _Quiet:
+    """A logger for the SDK that drops debug and info lines (it logs every frame)."""
+
+    def debug(self, message: str, *args: object) -> None:
+        """Dropped."""
+
+    info = debug
+
+    def warn(self, message: str, *args: object) -> None:
+        """To stderr."""
+        print(message, *args, file=sys.stderr)
+
+    error = warn
+
+
+def run_sdk(url: str, cafile: str) -> None:
+    """An echo bot on the official SDK, until SIGTERM."""
+    import aibot.ws
+    from aibot import WSClient, WSClientOptions
+    from aibot.utils import generate_req_id
+
+    aibot.ws._SSL_CONTEXT = ssl.create_default_context(cafile=cafile)  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        client = WSClient(WSClientOptions(bot_id=BOT, secret=SECRET, ws_url=url, logger=_Quiet()))
+
+        @client.on("message.text")  # type: ignore[untyped-decorator]
+        async def echo(frame: dict[str, Any]) -> None:
+            content = frame["body"]["text"]["content"]
+            await client.reply_stream(frame, generate_req_id("stream"), content, finish=True)
+
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await client.connect()
+        await stop.wait()
+        client.disconnect()
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class Round:
+    """One client's round."""
+
+    client: str
+    messages: int
+    seconds: float
+    latencies: list[float]
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+    def line(self) -> str:
+        p50, p99 = (percentile(self.latencies, f) * 1e3 for f in (0.5, 0.99))
+        return (
+            f"{self.client:<18} {self.rate:>9.0f} msg/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+            f"  client CPU {self.cpu_seconds / self.messages * 1e6:6.0f} µs/msg"
+        )
+
+
+def drive(server: FakeLongConnServer, messages: int, concurrency: int) -> tuple[float, list[float]]:
+    """Push ``messages`` texts, ``concurrency`` outstanding; return seconds and latencies."""
+    pushed: dict[str, float] = {}
+    latencies: list[float] = []
+    done = threading.Event()
+    count = [0]
+
+    def push() -> None:
+        count[0] += 1
+        started = time.monotonic()
+        req_id = server.push_message(f"echo {count[0]}")
+        if req_id is None:
+            raise RuntimeError("no client holds the bot")
+        pushed[req_id] = started
+
+    def on_sent(sent: Sent) -> None:
+        stream = sent.body.get("stream") or {}
+        if not stream.get("finish") or sent.req_id not in pushed:
+            return
+        latencies.append(time.monotonic() - pushed.pop(sent.req_id))
+        if count[0] < messages:
+            push()
+        elif not pushed:
+            done.set()
+
+    server.on_sent = on_sent
+    started = time.monotonic()
+    for _ in range(min(concurrency, messages)):
+        push()
+    if not done.wait(120):
+        raise RuntimeError(f"only {len(latencies)} of {messages} messages were answered")
+    seconds = time.monotonic() - started
+    server.on_sent = None
+    return seconds, latencies
+
+
+def one_round(
+    server: FakeLongConnServer, client: str, cafile: str, messages: int, concurrency: int
+) -> Round:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--client", client, "--url", server.url, "--cafile", cafile],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        server.wait_for(lambda: server.owners() == 1, timeout=30)
+        drive(server, 200, concurrency)  # warm-up
+        cpu_before = process_cpu_seconds([process.pid])
+        seconds, latencies = drive(server, messages, concurrency)
+        cpu = process_cpu_seconds([process.pid]) - cpu_before
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        server.wait_for(lambda: server.owners() == 0, timeout=10)
+    return Round(client, messages, seconds, latencies, cpu)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made with openssl."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--cafile", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client == "sdk":
+        run_sdk(args.url, args.cafile)
+        return
+    if args.client is not None:
+        run_flask_wecom(args.url, args.cafile, args.client.endswith("async"))
+        return
+
+    with tempfile.TemporaryDirectory() as scratch:
+        cert, key = self_signed(Path(scratch))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server = FakeLongConnServer(
+            BOT,
+            SECRET,
+            ssl_context=context,
+            quota_per_minute=None,
+            quota_per_hour=None,
+            compression=None,  # the same frames on the wire whatever a client offers
+        )
+        with server:
+            results: dict[str, list[Round]] = {client: [] for client in CLIENTS}
+            for number in range(args.rounds):
+                for client in CLIENTS:
+                    result = one_round(server, client, str(cert), args.messages, args.concurrency)
+                    results[client].append(result)
+                    print(f"round {number + 1}: {result.line()}", flush=True)
+    best = {client: max(rounds, key=lambda r: r.rate) for client, rounds in results.items()}
+    p99 = {c: min(percentile(r.latencies, 0.99) for r in rounds) for c, rounds in results.items()}
+    print(
+        f"\nbest of {args.rounds} interleaved rounds, {args.messages} messages each, "
+        f"{args.concurrency} outstanding, TLS on loopback, {os.cpu_count()} CPUs:"
+    )
+    for client in CLIENTS:
+        print(best[client].line())
+    reference = best["sdk"]
+    for client in CLIENTS[:2]:
+        print(
+            f"{client} / sdk: throughput x{best[client].rate / reference.rate:.2f}, "
+            f"best p99 x{p99[client] / p99['sdk']:.2f} (lower is better)"
+        )
+    print(json.dumps({c: {"rate": best[c].rate, "p99_ms": p99[c] * 1e3} for c in CLIENTS}))
+
+
+if __name__ == "__main__":
+    main()
