@@ -6,6 +6,7 @@
 #   scripts/bench.sh dedup        bench/dedup_bench.py: CPU per callback of dedup in memory and Redis
 #   scripts/bench.sh pipeline     bench/pipeline_bench.py: CPU per callback against plain Flask and wechatpy glue
 #   scripts/bench.sh asgi         bench/asgi_bench.py: event-loop blocking; uvicorn against plain Starlette
+#   scripts/bench.sh longconn     bench/longconn_bench.py: AI bot over the long connection against the official SDK
 #   scripts/bench.sh soak         bench/soak_bench.py: valid, retried and hostile traffic; RSS growth
 #   scripts/bench.sh fuzz         bench/fuzz_middleware.py: atheris for FUZZ_SECONDS (60) seconds
 # Arguments after the name go to that benchmark (e.g. scripts/bench.sh e2e --seconds 5).
@@ -19,7 +20,7 @@ bash scripts/bootstrap.sh "$extras"
 py=${WECOM_VENV:-.venv}/bin/python
 case "$which" in
     all) "$py" bench/crypto_bench.py && "$py" bench/pipeline_bench.py && "$py" bench/e2e_bench.py ;;
-    crypto | e2e | dedup | soak | pipeline | asgi) "$py" "bench/${which}_bench.py" "$@" ;;
+    crypto | e2e | dedup | soak | pipeline | asgi | longconn) "$py" "bench/${which}_bench.py" "$@" ;;
     fuzz) "$py" bench/fuzz_middleware.py "-max_total_time=${FUZZ_SECONDS:-60}" "$@" ;;
-    *) echo "usage: scripts/bench.sh [crypto|e2e|dedup|soak|pipeline|asgi|fuzz] [args...]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [crypto|e2e|dedup|soak|pipeline|asgi|longconn|fuzz] [args...]" >&2; exit 2 ;;
 esac
