@@ -91,13 +91,7 @@ def extract_encrypted(body: bytes | str | Mapping[str, Any]) -> str:
             raise ParseError("the XML envelope has no Encrypt element")
         return value
     if start == b"{":
-        try:
-            document = json.loads(raw)
-        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
-            raise ParseError(f"malformed JSON envelope: {exc}") from exc
-        if not isinstance(document, dict):
-            raise ParseError("the JSON envelope is not an object")
-        return _from_mapping(document)
+        return _from_mapping(_json_object(raw))
     raise ParseError("the body is neither an XML nor a JSON envelope")
 
 
@@ -123,12 +117,7 @@ def read_reply_envelope(body: bytes | str) -> ReplyEnvelope:
     """
     raw = body.encode("utf-8") if isinstance(body, str) else body
     if raw.lstrip()[:1] == b"{":
-        try:
-            document = json.loads(raw)
-        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
-            raise ParseError(f"malformed JSON reply envelope: {exc}") from exc
-        if not isinstance(document, dict):
-            raise ParseError("the JSON reply envelope is not an object")
+        document = _json_object(raw)
         fields = [document.get(k) for k in ("msgsignature", "timestamp", "nonce")]
     else:
         root = parse_xml(raw)
@@ -139,6 +128,17 @@ def read_reply_envelope(body: bytes | str) -> ReplyEnvelope:
     if not signature:
         raise ParseError("no MsgSignature: not a reply envelope")
     return ReplyEnvelope(extract_encrypted(raw), signature, timestamp, nonce)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON envelope as a dict; anything else is a ParseError."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+        raise ParseError(f"malformed JSON envelope: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ParseError("the JSON envelope is not an object")
+    return document
 
 
 def _from_mapping(document: Mapping[str, Any]) -> str:
