@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,8 +18,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from flask import Flask, current_app
 from websockets.sync.client import connect
 
+from flask_wecom import AIBot
 from flask_wecom.aibot import BotReceiver
 from flask_wecom.longconn import (
     AuthFailed,
@@ -28,12 +32,27 @@ from flask_wecom.longconn import (
 )
 from flask_wecom.messages import Message
 from flask_wecom.receivers import current_message
-from flask_wecom.replies import BotUpdateTemplateCardReply, TemplateCardReply
+from flask_wecom.replies import (
+    BotUpdateTemplateCardReply,
+    StreamReply,
+    TemplateCardReply,
+    WelcomeTextReply,
+    parse_reply,
+)
+from flask_wecom.testing import (
+    CallbackSigner,
+    WeComTestClient,
+    aibot_payload,
+    generate_encoding_aes_key,
+    generate_token,
+)
 from flask_wecom.testing_longconn import FakeLongConnServer, encrypt_media
 
 BOT, SECRET = "aibTESTBOT", "TEST_LONGCONN_SECRET"
 FAST = Backoff(base=0.05, cap=0.2)
 CARD = {"card_type": "text_notice", "main_title": {"title": "Done"}, "task_id": "TASK1"}
+CLICK = {"card_type": "button_interaction", "event_key": "OK", "task_id": "TASK1"}
+KEY = generate_encoding_aes_key()
 
 
 @pytest.fixture
@@ -390,3 +409,98 @@ def test_encrypt_media_round_trips_through_the_crypto_module() -> None:
     key = "A" * 43
     for size in (0, 1, 31, 32, 33):
         assert decrypt_media(encrypt_media(b"z" * size, key), key) == b"z" * size
+
+
+def one_bot_app() -> tuple[Flask, AIBot]:
+    """A Flask app whose AI bot answers text, streams, welcomes and card clicks."""
+    app = Flask(__name__)
+    app.config.update(WECOM_AIBOT_TOKEN=generate_token(), WECOM_AIBOT_ENCODING_AES_KEY=KEY)
+    bot = AIBot(app)
+
+    @bot.message("text", content="stream")
+    def streamed(message: Message) -> Iterator[str]:
+        yield from ("a", "b", "c")
+
+    @bot.message("text")  # sync: the Flask webhook does not await ``async def`` handlers
+    def text(message: Message) -> str:
+        return f"echo {message.content} in {current_app.name}"
+
+    @bot.event("enter_chat")
+    def welcome(message: Message) -> str:
+        return "Welcome!"
+
+    @bot.event("template_card_event")
+    def clicked(message: Message) -> BotUpdateTemplateCardReply:
+        return BotUpdateTemplateCardReply(CARD)
+
+    return app, bot
+
+
+def webhook_answers(app: Flask) -> list[Any]:
+    """Text, stream (polled to its end), welcome and card click through the webhook."""
+    client = WeComTestClient(
+        app, CallbackSigner(app.config["WECOM_AIBOT_TOKEN"], KEY, "", format="json"), "/aibot"
+    )
+    text = client.send(client.signer.aibot_text("hi")).reply
+    stream = client.send(client.signer.aibot_text("stream")).reply
+    assert isinstance(text, StreamReply) and isinstance(stream, StreamReply)
+    refresh = aibot_payload("stream", {"stream": {"id": stream.id}}, msgid="refresh")
+    while not stream.finish:
+        stream = client.send(client.signer.callback(refresh)).reply
+        time.sleep(0.01)
+    events = [
+        aibot_payload("event", {"event": {"eventtype": "enter_chat"}}, msgid="e1"),
+        aibot_payload(
+            "event",
+            {"event": {"eventtype": "template_card_event", "template_card_event": CLICK}},
+            msgid="e2",
+        ),
+    ]
+    welcome, update = (client.send(client.signer.callback(e)).reply for e in events)
+    return [text.content, stream.content, welcome, update]
+
+
+def longconn_answers(app: Flask, bot: AIBot, server: FakeLongConnServer) -> list[Any]:
+    """The same four over the long connection."""
+    with running(bot, server, scope=app.app_context):
+        text, stream = server.push_message("hi"), server.push_message("stream")
+        entered = server.push_event("enter_chat")
+        click = server.push_event("template_card_event", details=CLICK)
+        server.wait_for(lambda: server.stream_text(text) and server.stream_text(stream))
+        server.wait_for(lambda: server.sent(req_id=entered) and server.sent(req_id=click))
+    welcome, update = (server.sent(req_id=r)[0] for r in (entered, click))
+    return [
+        server.stream_text(text),
+        server.stream_text(stream),
+        parse_reply(json.dumps(welcome.body)),
+        parse_reply(json.dumps(update.body)),
+    ]
+
+
+def test_one_bot_answers_alike_over_the_webhook_and_the_long_connection(
+    server: FakeLongConnServer,
+) -> None:
+    app, bot = one_bot_app()
+    expected = [
+        f"echo hi in {app.name}",
+        "abc",
+        WelcomeTextReply("Welcome!"),
+        BotUpdateTemplateCardReply(CARD),
+    ]
+    assert webhook_answers(app) == expected
+    assert longconn_answers(app, bot, server) == expected
+
+
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"),
+    [
+        pytest.param(1, 0.5, 1.0, id="first"),
+        pytest.param(3, 2.0, 4.0, id="doubling"),
+        pytest.param(10, 15.0, 30.0, id="capped"),
+    ],
+)
+def test_backoff_is_capped_exponential_with_jitter(attempt: int, low: float, high: float) -> None:
+    rng = random.Random(7)
+    delays = [Backoff().delay(attempt, rng) for _ in range(200)]
+    assert low <= min(delays) and max(delays) <= high
+    assert max(delays) - min(delays) > (high - low) / 2  # spread, so contenders do not align
