@@ -386,6 +386,20 @@ class LongConnection:
     :param threads: threads for sync handlers and store calls.
     :param scope: the context every handler runs in (Flask: ``app.app_context``).
     :param ssl_context: TLS settings for ``wss://`` (default: the system's).
+    :param ping_interval: seconds between pings; two unanswered and the connection is dead.
+    :param ack_timeout: seconds to wait for the ack of a frame.
+    :param reply_wait: seconds a reply waits for a connection to come back.
+    :param reconnect: the backoff between attempts.
+    :param max_drops: dropped connections in a row before :class:`ReconnectExhausted`
+        (None: retry forever).
+    :param max_auth_failures: refused subscribes in a row before :class:`AuthFailed`.
+    :param stream_refresh: seconds after which a stream without new text is sent again.
+    :param stream_limit: seconds after its first frame a stream is finished (WeCom's: 360).
+    :param lease_ttl: seconds the lease outlives its holder.
+    :param standby_poll: seconds between a standby's looks at the lease.
+    :param tombstone_ttl: seconds the group stays off a bot taken by an outside client.
+    :param drain_timeout: seconds a graceful stop waits for running handlers.
+    :param event_deadline: seconds a welcome or card-update handler may take.
     """
 
     def __init__(
@@ -448,7 +462,6 @@ class LongConnection:
         )
         self.stream_refresh, self.stream_limit = stream_refresh, stream_limit
         self.standby_poll, self.drain_timeout = standby_poll, drain_timeout
-        #: Seconds a welcome or card-update handler may take (WeCom accepts them for 5).
         self.event_deadline = event_deadline
         self.threads = threads
         #: Counters: ``handled``, ``duplicates``, ``replies``, ``reply_errors``, ``quota``,
