@@ -1,66 +1,32 @@
-"""Typed models for decrypted WeCom (企业微信) callbacks.
+"""The callback models of WeCom (企业微信): one frozen dataclass per documented callback.
 
-:func:`parse_message` turns the decrypted plaintext into a :class:`Message`. The format is detected
-from the first non-space character: ``<`` is XML (self-built apps (自建应用) and third-party suites
-(第三方应用)), ``{`` is JSON (AI bots (智能机器人), or the rare JSON form of app callbacks).
+Declarative tables only: the engine that builds them (nodes, the registry, lenient conversion,
+:func:`parse_message`) lives in :mod:`flask_wecom.model`, and its public names are re-exported
+here, so ``from flask_wecom.messages import Message, parse_message`` keeps working.
 
-Naming contract, the same for every model:
-
-* ``.type`` is the lower-cased ``MsgType`` (AI bot: ``msgtype``; suite callbacks: ``InfoType``);
-  ``.event`` is the lower-cased ``Event`` (AI bot: ``event.eventtype``), ``""`` when not an event;
-  ``.change_type`` and ``.info_type`` are lower-cased too.
-* Every element is an attribute under its mechanical snake_case name (:func:`snake_case`):
-  ``FromUserName`` -> ``from_user_name``, ``AgentID`` -> ``agent_id``, ``Location_X`` ->
-  ``location_x``; a Python keyword gets a trailing underscore (``from`` -> ``from_``).
-  Documented fields are typed dataclass fields; anything else, including fields a newer WeCom adds,
-  is still reachable through ``__getattr__`` (nested elements as :class:`Node`, repeats as tuples).
-* Fields the docs define as integers are ``int``, decimal coordinates are ``float``; a missing
-  or empty element is ``None``. ``MsgId`` (``msg_id``) is a ``str``: WeCom sends non-numeric ids
-  such as ``CAIQg/PKxgYY2sC9tpuAgAMg9/zKaw==``, and numeric ones stay exact as text.
-* **Conversion never refuses.** A value that does not fit its field's type keeps what was
-  received: the typed attribute holds the text as ``str`` (``None`` when it is blank), or a
-  :class:`Node` where text was expected and a nested element came. So an ``int`` field may hold
-  a ``str`` when WeCom sends something undocumented; check with ``isinstance`` where it
-  matters. :attr:`Node.raw` always has the document as received.
-* **Repeated elements.** A field annotated ``tuple[...]`` takes every repetition (one element
-  gives a 1-tuple); any other field takes the first repetition, and ``raw`` keeps them all as
-  a list. ``MsgType``, ``Event``, ``ChangeType`` and ``InfoType`` likewise use the first.
-* ``.raw`` keeps the whole document: XML element name -> text, nested dict, or list for repeated
-  elements (attributes, comments and processing instructions are not part of WeCom's format and
-  are dropped); JSON as loaded.
-
-The model is looked up in one registry keyed on the channel (``app``, ``suite`` or ``aibot``) and
-the path ``type/event/change_type``, most specific first. Anything well-formed but unknown becomes
-:class:`UnknownEvent` or :class:`UnknownMessage`. The only documents refused (with
-:class:`~flask_wecom.errors.ParseError`) are those that are not well-formed XML or JSON, and
-those the hardened parser refuses (DOCTYPE or entity declarations, excessive size or depth).
-
-This module imports nothing web-related.
+Each model is registered for its callback paths with the page that documents them;
+:func:`callback_table` lists every one (it is published as ``docs/events.md``). The rules every
+model follows (naming, lenient conversion, repeated elements) are in :mod:`flask_wecom.model`.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import keyword
-import re
-import types
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import MISSING, dataclass, field, fields
-from typing import (
-    Any,
-    Literal,
-    NamedTuple,
-    NoReturn,
-    TypeVar,
-    Union,
-    get_args,
-    get_origin,
-    get_type_hints,
-)
+from dataclasses import dataclass
 
-from .errors import ParseError, PayloadTooLarge
-from .safe_xml import MAX_XML_BYTES, xml_to_dict
+from .model import (
+    DOC_BASE,
+    CallbackModel,
+    Channel,
+    Message,
+    Node,
+    UnknownMessage,
+    callback_table,
+    parse_message,
+    register,
+    registered_paths,
+    snake_case,
+    xml_to_dict,
+)
 
 __all__ = [
     "ApprovalItem",
@@ -90,10 +56,16 @@ __all__ = [
     "BotVideoMessage",
     "BotVoiceMessage",
     "CalendarEvent",
+    "CallbackModel",
     "Channel",
+    "ClickEvent",
     "ContactPartyEvent",
+    "ContactSync",
     "ContactTagEvent",
     "ContactUserEvent",
+    "CustomerAcquisitionEvent",
+    "DOC_BASE",
+    "EnterAgentEvent",
     "Event",
     "ExtAttr",
     "ExtAttrItem",
@@ -104,13 +76,16 @@ __all__ = [
     "ExternalTagEvent",
     "ImageMessage",
     "InactiveAlertEvent",
+    "KfAccountAuthChangeEvent",
     "KfMsgOrEvent",
     "LinkMessage",
+    "LivingStatusChangeEvent",
     "LocationEvent",
     "LocationMessage",
     "LocationSelectEvent",
     "MeetingRoomEvent",
     "Message",
+    "MsgAuditNotifyEvent",
     "Node",
     "NotifyNode",
     "NotifyNodes",
@@ -122,6 +97,8 @@ __all__ = [
     "ScanCodeEvent",
     "ScanCodeInfo",
     "ScheduleEvent",
+    "SchoolContactChange",
+    "SchoolContactEvent",
     "SelectedItem",
     "SelectedItems",
     "SendLocationInfo",
@@ -129,11 +106,20 @@ __all__ = [
     "SendPicsInfo",
     "SpRecord",
     "SpRecordDetail",
+    "SubscribeEvent",
     "SuiteAuthChange",
     "SuiteCallback",
     "SuiteContactPartyChange",
     "SuiteContactTagChange",
     "SuiteContactUserChange",
+    "SuiteConversationNewMessage",
+    "SuiteCustomerAcquisition",
+    "SuiteExternalChatChange",
+    "SuiteExternalContactChange",
+    "SuiteExternalTagChange",
+    "SuiteRegisterCorp",
+    "SuiteSchoolContactBatch",
+    "SuiteSchoolContactChange",
     "SuiteTicket",
     "SysApprovalChangeEvent",
     "SysApprovalInfo",
@@ -142,160 +128,20 @@ __all__ = [
     "TextMessage",
     "UnknownEvent",
     "UnknownMessage",
+    "UnsubscribeEvent",
+    "UploadMediaJobFinishEvent",
     "UserRef",
     "VideoMessage",
+    "ViewEvent",
+    "ViewMiniprogramEvent",
     "VoiceMessage",
+    "callback_table",
     "parse_message",
+    "register",
     "registered_paths",
     "snake_case",
     "xml_to_dict",
 ]
-
-#: Where a callback came from: a self-built app, a third-party suite command callback (指令回调),
-#: or an AI bot (智能机器人).
-Channel = Literal["app", "suite", "aibot"]
-
-_ACRONYM_WORD = re.compile(r"([A-Z]+)([A-Z][a-z])")
-_WORD_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
-_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,30}\s*")
-
-
-@functools.lru_cache(maxsize=4096)  # the same few dozen names arrive in every callback
-def snake_case(name: str) -> str:
-    """Return the mechanical snake_case attribute name of a WeCom element or JSON key.
-
-    ``FromUserName`` -> ``from_user_name``, ``AgentID`` -> ``agent_id``, ``Location_X`` ->
-    ``location_x``, ``PicMd5Sum`` -> ``pic_md5_sum``; Python keywords get a trailing underscore.
-    """
-    snake = _WORD_BOUNDARY.sub(r"\1_\2", _ACRONYM_WORD.sub(r"\1_\2", name))
-    snake = re.sub(r"_+", "_", snake).lower()
-    return snake + "_" if keyword.iskeyword(snake) else snake
-
-
-def _attribute_value(value: Any) -> Any:
-    """Present a raw value as an attribute: dicts become :class:`Node`, lists tuples."""
-    if isinstance(value, dict):
-        return Node(raw=value)
-    if isinstance(value, list):
-        return tuple(_attribute_value(item) for item in value)
-    return value
-
-
-@dataclass(frozen=True, kw_only=True)
-class Node:
-    """A nested element (or JSON object); its children are attributes by snake_case name.
-
-    Typed subclasses declare the documented children; any other child is reached through
-    ``__getattr__`` on :attr:`raw`.
-    """
-
-    #: The element's children exactly as received (see the module docstring).
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, hash=False)
-
-    def _attribute_sources(self) -> Iterator[Mapping[str, Any]]:
-        yield self.raw
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name == "raw":
-            raise AttributeError(name)
-        for source in self._attribute_sources():
-            for key, value in source.items():
-                if snake_case(key) == name:
-                    return _attribute_value(value)
-        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Message(Node):
-    """Base of every callback model.
-
-    Usage::
-
-        message = parse_message(plaintext)
-        if message.type == "text":
-            greeting = f"{message.from_user_name} says {message.content}"
-    """
-
-    #: Lower-cased MsgType, AI-bot ``msgtype`` or suite ``InfoType``.
-    type: str
-    #: Lower-cased Event (AI bot: ``event.eventtype``); ``""`` when not an event.
-    event: str = ""
-    #: True when the payload came as AI-bot (智能机器人) JSON.
-    is_aibot: bool = False
-    #: MsgId (AI bot: ``msgid``) as text, exactly as sent; None for events. Not an int: WeCom
-    #: sends non-numeric ids too, so compare with ``str`` values.
-    msg_id: str | None = None
-    #: AgentID (the app's id), when present.
-    agent_id: int | None = None
-    #: ToUserName: the CorpID (or SuiteID) the callback was sent to.
-    to_user_name: str | None = None
-    #: FromUserName: the member's UserID (``sys`` for system events); AI bot: ``from.userid``.
-    from_user_name: str | None = None
-    #: CreateTime in seconds (AI bot: ``create_time``).
-    create_time: int | None = None
-    #: EventKey; for AI-bot template_card_event its ``event_key``.
-    event_key: str | None = None
-    #: Lower-cased ChangeType of change_contact, change_external_* and suite change_contact.
-    change_type: str | None = None
-    #: Lower-cased InfoType of third-party suite callbacks, else None.
-    info_type: str | None = None
-    #: Text content: ``Content``; AI bot: ``text.content`` or ``voice.content``.
-    content: str | None = None
-
-    @property
-    def is_event(self) -> bool:
-        """True for events (``MsgType=event`` or AI-bot ``msgtype=event``)."""
-        return self.type == "event"
-
-    @property
-    def channel(self) -> Channel:
-        """Which kind of callback this is: ``app``, ``suite`` or ``aibot``."""
-        if self.is_aibot:
-            return "aibot"
-        return "suite" if self.info_type is not None else "app"
-
-    def _attribute_sources(self) -> Iterator[Mapping[str, Any]]:
-        yield self.raw
-        details = self.raw.get("event") if self.is_aibot else None
-        if isinstance(details, dict):
-            # AI-bot events keep their details under "event"; expose them like XML event fields.
-            yield details
-
-
-M = TypeVar("M", bound=Message)
-
-_REGISTRY: dict[tuple[Channel, str], type[Message]] = {}
-
-
-def _register(channel: Channel, *paths: str) -> Callable[[type[M]], type[M]]:
-    """Register a model for ``type[/event[/change_type]]`` paths of one channel."""
-
-    def decorate(cls: type[M]) -> type[M]:
-        for path in paths:
-            if (channel, path) in _REGISTRY:
-                raise RuntimeError(f"{channel}:{path} is registered twice")
-            _REGISTRY[channel, path] = cls
-        return cls
-
-    return decorate
-
-
-def registered_paths() -> dict[tuple[Channel, str], type[Message]]:
-    """Return a copy of the model registry: (channel, ``type/event/change_type``) -> model."""
-    return dict(_REGISTRY)
-
-
-@functools.lru_cache(maxsize=1024)  # labels come off the network: bounded
-def _model_for(channel: Channel, *parts: str) -> type[Message]:
-    """Find the most specific model for the non-empty ``parts``, else :class:`UnknownMessage`."""
-    path = [part for part in parts if part]
-    while path:
-        model = _REGISTRY.get((channel, "/".join(path)))
-        if model is not None:
-            return model
-        path.pop()
-    return UnknownMessage
-
 
 # --------------------------------------------------------------------------- nested elements
 
@@ -520,13 +366,13 @@ class SelectedItems(Node):
 # --------------------------------------------------------------------------- app messages
 
 
-@_register("app", "text")
+@register("app", "text", doc="90239")
 @dataclass(frozen=True, kw_only=True)
 class TextMessage(Message):
     """Text message (文本消息); the text is :attr:`Message.content`."""
 
 
-@_register("app", "image")
+@register("app", "image", doc="90239")
 @dataclass(frozen=True, kw_only=True)
 class ImageMessage(Message):
     """Image message (图片消息)."""
@@ -535,7 +381,7 @@ class ImageMessage(Message):
     media_id: str | None = None
 
 
-@_register("app", "voice")
+@register("app", "voice", doc="90239")
 @dataclass(frozen=True, kw_only=True)
 class VoiceMessage(Message):
     """Voice message (语音消息); ``format`` is amr, speex, ..."""
@@ -544,7 +390,7 @@ class VoiceMessage(Message):
     format: str | None = None
 
 
-@_register("app", "video")
+@register("app", "video", doc="90239")
 @dataclass(frozen=True, kw_only=True)
 class VideoMessage(Message):
     """Video message (视频消息)."""
@@ -553,7 +399,7 @@ class VideoMessage(Message):
     thumb_media_id: str | None = None
 
 
-@_register("app", "location")
+@register("app", "location", doc="90239")
 @dataclass(frozen=True, kw_only=True)
 class LocationMessage(Message):
     """Location message (位置消息): latitude ``location_x``, longitude ``location_y``."""
@@ -565,7 +411,7 @@ class LocationMessage(Message):
     app_type: str | None = None
 
 
-@_register("app", "link")
+@register("app", "link", doc="90239")
 @dataclass(frozen=True, kw_only=True)
 class LinkMessage(Message):
     """Link message (链接消息)."""
@@ -579,42 +425,141 @@ class LinkMessage(Message):
 # --------------------------------------------------------------------------- app events
 
 
-@_register(
+@register(
     "app",
-    "event/subscribe",
-    "event/unsubscribe",
-    "event/enter_agent",
-    "event/change_contact",
-    "event/click",
-    "event/view",
-    "event/view_miniprogram",
     "event/share_agent_change",
     "event/share_chain_change",
     "event/close_inactive_agent",
     "event/reopen_inactive_agent",
     "event/low_active",
     "event/active_restored",
-    "event/change_app_admin",
+    doc="90240",
 )
+@register("app", "event/change_contact", doc="90970")
+@register("app", "event/change_app_admin", doc="95038")
 @dataclass(frozen=True, kw_only=True)
 class Event(Message):
-    """An app event whose fields are all common ones (``agent_id``, ``event_key``).
+    """An app event; the base of every app event model, and the model of those whose fields
+    are all common ones (``agent_id``, ``event_key``).
 
-    Used for subscribe/unsubscribe (关注/取消关注), enter_agent (进入应用), the click/view/
-    view_miniprogram menu events, share_agent_change (企业互联共享应用), share_chain_change
-    (上下游共享应用), the inactive-app family, change_app_admin (应用管理员变更), and a
-    change_contact whose ChangeType is not known yet.
+    Used directly for share_agent_change (企业互联共享应用), share_chain_change (上下游共享应用),
+    the inactive-app family, change_app_admin (应用管理员变更), and a change_contact whose
+    ChangeType is not known yet.
     """
 
 
-@_register("aibot", "event")
-@_register("app", "event")
+@register("app", "event/subscribe", doc="90240")
+@dataclass(frozen=True, kw_only=True)
+class SubscribeEvent(Event):
+    """A member followed the app (成员关注)."""
+
+
+@register("app", "event/unsubscribe", doc="90240")
+@dataclass(frozen=True, kw_only=True)
+class UnsubscribeEvent(Event):
+    """A member unfollowed the app (取消关注)."""
+
+
+@register("app", "event/enter_agent", doc="90240")
+@dataclass(frozen=True, kw_only=True)
+class EnterAgentEvent(Event):
+    """A member entered the app (进入应用); ``event_key`` is empty."""
+
+
+@register("app", "event/click", doc="90240")
+@dataclass(frozen=True, kw_only=True)
+class ClickEvent(Event):
+    """A custom-menu click (点击菜单拉取消息); ``event_key`` is the button's key."""
+
+
+@register("app", "event/view", doc="90240")
+@dataclass(frozen=True, kw_only=True)
+class ViewEvent(Event):
+    """A custom-menu link opened (点击菜单跳转链接); ``event_key`` is the URL."""
+
+
+@register("app", "event/view_miniprogram", doc="90240")
+@dataclass(frozen=True, kw_only=True)
+class ViewMiniprogramEvent(Event):
+    """A custom-menu mini program opened (点击菜单跳转小程序); ``event_key`` is its page path."""
+
+
+@register("app", "event/msgaudit_notify", doc="95039")
+@dataclass(frozen=True, kw_only=True)
+class MsgAuditNotifyEvent(Event):
+    """New archived messages to pull (会话内容存档: 产生会话回调事件), at most every 15 s."""
+
+
+@register("app", "event/living_status_change", doc="94145")
+@dataclass(frozen=True, kw_only=True)
+class LivingStatusChangeEvent(Event):
+    """A live stream created through the API changed state (直播回调事件).
+
+    ``status``: 0 booked, 1 live, 2 ended, 3 expired, 4 cancelled.
+    """
+
+    living_id: str | None = None
+    status: int | None = None
+
+
+@register("app", "event/upload_media_job_finish", doc="97126")
+@dataclass(frozen=True, kw_only=True)
+class UploadMediaJobFinishEvent(Event):
+    """An asynchronous media upload finished (异步上传临时素材); query ``job_id`` for the result."""
+
+    job_id: str | None = None
+
+
+@register("app", "event/kf_account_auth_change", doc="97713")
+@dataclass(frozen=True, kw_only=True)
+class KfAccountAuthChangeEvent(Event):
+    """WeChat customer-service accounts authorised or withdrawn (客服账号授权变更事件).
+
+    One element per account, so both fields are tuples.
+    """
+
+    auth_add_open_kf_id: tuple[str, ...] = ()
+    auth_del_open_kf_id: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CustomerAcquisitionFields:
+    """Fields of customer_acquisition (获客助手); which ones come depends on ``change_type``."""
+
+    link_id: str | None = None
+    state: str | None = None
+    user_id: str | None = None
+    external_user_id: str | None = None
+
+
+@register("app", "event/customer_acquisition", doc="97299")
+@dataclass(frozen=True, kw_only=True)
+class CustomerAcquisitionEvent(Event, _CustomerAcquisitionFields):
+    """Customer acquisition (获客助手): quota low/exhausted/increased, link problems, chats."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _SchoolContactFields:
+    """Fields of change_school_contact (家校通讯录变更): a student's, parent's or class's id."""
+
+    id: str | None = None
+    new_id: str | None = None
+
+
+@register("app", "event/change_school_contact", doc="92032")
+@dataclass(frozen=True, kw_only=True)
+class SchoolContactEvent(Event, _SchoolContactFields):
+    """A student, parent or class changed in the school contacts (家校通讯录变更)."""
+
+
+@register("aibot", "event", doc="101027")
+@register("app", "event", doc="90240")
 @dataclass(frozen=True, kw_only=True)
 class UnknownEvent(Event):
     """An event (app or AI bot) with no registered model; everything is in :attr:`raw`."""
 
 
-@_register("app", "event/location")
+@register("app", "event/location", doc="90240")
 @dataclass(frozen=True, kw_only=True)
 class LocationEvent(Event):
     """Location report (上报地理位置, ``Event=LOCATION``)."""
@@ -625,7 +570,7 @@ class LocationEvent(Event):
     app_type: str | None = None
 
 
-@_register("app", "event/batch_job_result")
+@register("app", "event/batch_job_result", doc="90240")
 @dataclass(frozen=True, kw_only=True)
 class BatchJobResultEvent(Event):
     """Asynchronous job finished (异步任务完成)."""
@@ -680,35 +625,37 @@ class _ContactTagFields:
     del_party_items: str | None = None
 
 
-@_register(
+@register(
     "app",
     "event/change_contact/create_user",
     "event/change_contact/update_user",
     "event/change_contact/delete_user",
+    doc="90970",
 )
 @dataclass(frozen=True, kw_only=True)
 class ContactUserEvent(Event, _ContactUserFields):
     """Member created, updated or deleted (通讯录变更: 成员)."""
 
 
-@_register(
+@register(
     "app",
     "event/change_contact/create_party",
     "event/change_contact/update_party",
     "event/change_contact/delete_party",
+    doc="90971",
 )
 @dataclass(frozen=True, kw_only=True)
 class ContactPartyEvent(Event, _ContactPartyFields):
     """Department created, updated or deleted (通讯录变更: 部门)."""
 
 
-@_register("app", "event/change_contact/update_tag")
+@register("app", "event/change_contact/update_tag", doc="90972")
 @dataclass(frozen=True, kw_only=True)
 class ContactTagEvent(Event, _ContactTagFields):
     """Tag members changed (标签成员变更)."""
 
 
-@_register("app", "event/scancode_push", "event/scancode_waitmsg")
+@register("app", "event/scancode_push", "event/scancode_waitmsg", doc="90240")
 @dataclass(frozen=True, kw_only=True)
 class ScanCodeEvent(Event):
     """Menu scan-code events (扫码推事件)."""
@@ -716,7 +663,13 @@ class ScanCodeEvent(Event):
     scan_code_info: ScanCodeInfo | None = None
 
 
-@_register("app", "event/pic_sysphoto", "event/pic_photo_or_album", "event/pic_weixin")
+@register(
+    "app",
+    "event/pic_sysphoto",
+    "event/pic_photo_or_album",
+    "event/pic_weixin",
+    doc="90240",
+)
 @dataclass(frozen=True, kw_only=True)
 class SendPicsEvent(Event):
     """Menu picture events (发图)."""
@@ -724,7 +677,7 @@ class SendPicsEvent(Event):
     send_pics_info: SendPicsInfo | None = None
 
 
-@_register("app", "event/location_select")
+@register("app", "event/location_select", doc="90240")
 @dataclass(frozen=True, kw_only=True)
 class LocationSelectEvent(Event):
     """Menu location picker (弹出地理位置选择器)."""
@@ -733,7 +686,7 @@ class LocationSelectEvent(Event):
     app_type: str | None = None
 
 
-@_register("app", "event/open_approval_change")
+@register("app", "event/open_approval_change", doc="90240")
 @dataclass(frozen=True, kw_only=True)
 class OpenApprovalChangeEvent(Event):
     """Third-party approval status changed (审批状态通知)."""
@@ -741,7 +694,7 @@ class OpenApprovalChangeEvent(Event):
     approval_info: OpenApprovalInfo | None = None
 
 
-@_register("app", "event/template_card_event", "event/template_card_menu_event")
+@register("app", "event/template_card_event", "event/template_card_menu_event", doc="90240")
 @dataclass(frozen=True, kw_only=True)
 class TemplateCardEvent(Event):
     """Template card button or menu clicked (模板卡片事件 / 右上角菜单事件)."""
@@ -752,7 +705,7 @@ class TemplateCardEvent(Event):
     selected_items: SelectedItems | None = None
 
 
-@_register("app", "event/inactive_alert", "event/low_active_alert")
+@register("app", "event/inactive_alert", "event/low_active_alert", doc="90240")
 @dataclass(frozen=True, kw_only=True)
 class InactiveAlertEvent(Event):
     """The app will be disabled for inactivity at ``effect_time`` (长期未使用应用停用预警)."""
@@ -760,7 +713,7 @@ class InactiveAlertEvent(Event):
     effect_time: int | None = None
 
 
-@_register("app", "event/taskcard_click")
+@register("app", "event/taskcard_click", doc="90240")
 @dataclass(frozen=True, kw_only=True)
 class TaskCardClickEvent(Event):
     """Legacy task card clicked (任务卡片事件)."""
@@ -768,10 +721,9 @@ class TaskCardClickEvent(Event):
     task_id: str | None = None
 
 
-@_register("app", "event/change_external_contact")
 @dataclass(frozen=True, kw_only=True)
-class ExternalContactEvent(Event):
-    """Customer contact changed (客户联系: 企业客户事件); fields depend on ``change_type``."""
+class _ExternalContactFields:
+    """Fields of change_external_contact; which ones come depends on ``change_type``."""
 
     user_id: str | None = None
     external_user_id: str | None = None
@@ -781,10 +733,9 @@ class ExternalContactEvent(Event):
     fail_reason: str | None = None
 
 
-@_register("app", "event/change_external_chat")
 @dataclass(frozen=True, kw_only=True)
-class ExternalChatEvent(Event):
-    """Customer group chat created, updated or dismissed (客户群事件)."""
+class _ExternalChatFields:
+    """Fields of change_external_chat."""
 
     chat_id: str | None = None
     update_detail: str | None = None
@@ -793,17 +744,34 @@ class ExternalChatEvent(Event):
     mem_change_cnt: int | None = None
 
 
-@_register("app", "event/change_external_tag")
 @dataclass(frozen=True, kw_only=True)
-class ExternalTagEvent(Event):
-    """Customer tag created, updated, deleted or reordered (企业客户标签事件)."""
+class _ExternalTagFields:
+    """Fields of change_external_tag; ``id`` is a string (WeCom's tag and group ids are)."""
 
     id: str | None = None
     tag_type: str | None = None
     strategy_id: int | None = None
 
 
-@_register("app", "event/sys_approval_change")
+@register("app", "event/change_external_contact", doc="92130")
+@dataclass(frozen=True, kw_only=True)
+class ExternalContactEvent(Event, _ExternalContactFields):
+    """Customer contact changed (客户联系: 企业客户事件); fields depend on ``change_type``."""
+
+
+@register("app", "event/change_external_chat", doc="92130")
+@dataclass(frozen=True, kw_only=True)
+class ExternalChatEvent(Event, _ExternalChatFields):
+    """Customer group chat created, updated or dismissed (客户群事件)."""
+
+
+@register("app", "event/change_external_tag", doc="92130")
+@dataclass(frozen=True, kw_only=True)
+class ExternalTagEvent(Event, _ExternalTagFields):
+    """Customer tag created, updated, deleted or reordered (企业客户标签事件)."""
+
+
+@register("app", "event/sys_approval_change", doc="91815")
 @dataclass(frozen=True, kw_only=True)
 class SysApprovalChangeEvent(Event):
     """Approval application status changed (审批申请状态变化)."""
@@ -811,7 +779,7 @@ class SysApprovalChangeEvent(Event):
     approval_info: SysApprovalInfo | None = None
 
 
-@_register("app", "event/kf_msg_or_event")
+@register("app", "event/kf_msg_or_event", doc="94670")
 @dataclass(frozen=True, kw_only=True)
 class KfMsgOrEvent(Event):
     """WeChat customer service (微信客服) has messages to pull with ``token``."""
@@ -820,7 +788,7 @@ class KfMsgOrEvent(Event):
     open_kf_id: str | None = None
 
 
-@_register("app", "event/modify_calendar", "event/delete_calendar")
+@register("app", "event/modify_calendar", "event/delete_calendar", doc="93704")
 @dataclass(frozen=True, kw_only=True)
 class CalendarEvent(Event):
     """Calendar modified or deleted (日历事件)."""
@@ -828,7 +796,13 @@ class CalendarEvent(Event):
     cal_id: str | None = None
 
 
-@_register("app", "event/add_schedule", "event/modify_schedule", "event/delete_schedule")
+@register(
+    "app",
+    "event/add_schedule",
+    "event/modify_schedule",
+    "event/delete_schedule",
+    doc="93704",
+)
 @dataclass(frozen=True, kw_only=True)
 class ScheduleEvent(CalendarEvent):
     """Schedule added, modified or deleted (日程事件)."""
@@ -836,7 +810,7 @@ class ScheduleEvent(CalendarEvent):
     schedule_id: str | None = None
 
 
-@_register("app", "event/book_meeting_room", "event/cancel_meeting_room")
+@register("app", "event/book_meeting_room", "event/cancel_meeting_room", doc="93620")
 @dataclass(frozen=True, kw_only=True)
 class MeetingRoomEvent(Event):
     """Meeting room booked or cancelled (会议室预定事件)."""
@@ -848,7 +822,8 @@ class MeetingRoomEvent(Event):
 # --------------------------------------------------------------------------- suite callbacks
 
 
-@_register("suite", "change_contact", "share_agent_change", "change_app_admin")
+@register("suite", "change_contact", doc="90639")
+@register("suite", "share_agent_change", "change_app_admin", doc="90642")
 @dataclass(frozen=True, kw_only=True)
 class SuiteCallback(Message):
     """A third-party suite command callback (指令回调), keyed by ``InfoType``.
@@ -862,7 +837,7 @@ class SuiteCallback(Message):
     time_stamp: int | None = None
 
 
-@_register("suite", "suite_ticket")
+@register("suite", "suite_ticket", doc="90628")
 @dataclass(frozen=True, kw_only=True)
 class SuiteTicket(SuiteCallback):
     """suite_ticket push (推送suite_ticket), every 10 minutes."""
@@ -870,7 +845,7 @@ class SuiteTicket(SuiteCallback):
     suite_ticket: str | None = None
 
 
-@_register("suite", "create_auth", "change_auth", "cancel_auth", "reset_permanent_code")
+@register("suite", "create_auth", "change_auth", "cancel_auth", "reset_permanent_code", doc="90642")
 @dataclass(frozen=True, kw_only=True)
 class SuiteAuthChange(SuiteCallback):
     """Authorisation created, changed or cancelled, or permanent code reset (授权通知)."""
@@ -879,32 +854,115 @@ class SuiteAuthChange(SuiteCallback):
     state: str | None = None
 
 
-@_register(
+@register(
     "suite",
     "change_contact/create_user",
     "change_contact/update_user",
     "change_contact/delete_user",
+    doc="90639",
 )
 @dataclass(frozen=True, kw_only=True)
 class SuiteContactUserChange(SuiteCallback, _ContactUserFields):
     """Suite contact change for a member (成员变更通知)."""
 
 
-@_register(
+@register(
     "suite",
     "change_contact/create_party",
     "change_contact/update_party",
     "change_contact/delete_party",
+    doc="90639",
 )
 @dataclass(frozen=True, kw_only=True)
 class SuiteContactPartyChange(SuiteCallback, _ContactPartyFields):
     """Suite contact change for a department (部门变更通知)."""
 
 
-@_register("suite", "change_contact/update_tag")
+@register("suite", "change_contact/update_tag", doc="90639")
 @dataclass(frozen=True, kw_only=True)
 class SuiteContactTagChange(SuiteCallback, _ContactTagFields):
     """Suite contact change for a tag (标签成员变更通知)."""
+
+
+@register("suite", "change_external_contact", doc="92277")
+@dataclass(frozen=True, kw_only=True)
+class SuiteExternalContactChange(SuiteCallback, _ExternalContactFields):
+    """Suite customer contact change (企业客户事件); fields depend on ``change_type``."""
+
+
+@register("suite", "change_external_chat", doc="92277")
+@dataclass(frozen=True, kw_only=True)
+class SuiteExternalChatChange(SuiteCallback, _ExternalChatFields):
+    """Suite customer group chat change (客户群事件)."""
+
+
+@register("suite", "change_external_tag", doc="92277")
+@dataclass(frozen=True, kw_only=True)
+class SuiteExternalTagChange(SuiteCallback, _ExternalTagFields):
+    """Suite customer tag change (企业客户标签事件)."""
+
+
+@register("suite", "customer_acquisition", doc="97402")
+@dataclass(frozen=True, kw_only=True)
+class SuiteCustomerAcquisition(SuiteCallback, _CustomerAcquisitionFields):
+    """Suite customer acquisition (获客助手) event; fields depend on ``change_type``."""
+
+
+@register("suite", "change_school_contact", doc="92051")
+@dataclass(frozen=True, kw_only=True)
+class SuiteSchoolContactChange(SuiteCallback, _SchoolContactFields):
+    """Suite school contact change (家校通讯录变更)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchoolContactChange(Node):
+    """One ``ChangeList`` entry of change_school_contact_batch."""
+
+    time_stamp: int | None = None
+    change_type: str | None = None
+    id: str | None = None
+    new_id: str | None = None
+
+
+@register("suite", "change_school_contact_batch", doc="97281")
+@dataclass(frozen=True, kw_only=True)
+class SuiteSchoolContactBatch(SuiteCallback):
+    """Several school contact changes at once (家校通讯录批量变更事件), one per ``ChangeList``."""
+
+    change_list: tuple[SchoolContactChange, ...] = ()
+
+
+@register("suite", "conversation_new_message", doc="99682")
+@dataclass(frozen=True, kw_only=True)
+class SuiteConversationNewMessage(SuiteCallback):
+    """New archived messages (会话内容存档: 产生会话回调事件); ``token`` is valid 10 minutes."""
+
+    token: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContactSync(Node):
+    """``ContactSync`` of register_corp: a contacts access token (通讯录迁移凭证)."""
+
+    access_token: str | None = None
+    expires_in: int | None = None
+
+
+@register("suite", "register_corp", doc="90585")
+@dataclass(frozen=True, kw_only=True)
+class SuiteRegisterCorp(SuiteCallback):
+    """A company registered through a promotion QR code (注册完成回调事件).
+
+    Sent to the provider's URL: ``service_corp_id`` is the provider, ``auth_corp_id`` the new
+    company; there is no SuiteId.
+    """
+
+    service_corp_id: str | None = None
+    register_code: str | None = None
+    contact_sync: ContactSync | None = None
+    auth_user_info: UserRef | None = None
+    state: str | None = None
+    template_id: str | None = None
 
 
 # --------------------------------------------------------------------------- AI bot payloads
@@ -1001,7 +1059,7 @@ class BotMessage(Message):
     quote: BotQuote | None = None
 
 
-@_register("aibot", "text")
+@register("aibot", "text", doc="100719")
 @dataclass(frozen=True, kw_only=True)
 class BotTextMessage(BotMessage):
     """AI-bot text; in groups the content includes the @mention."""
@@ -1009,7 +1067,7 @@ class BotTextMessage(BotMessage):
     text: BotText | None = None
 
 
-@_register("aibot", "image")
+@register("aibot", "image", doc="100719")
 @dataclass(frozen=True, kw_only=True)
 class BotImageMessage(BotMessage):
     """AI-bot image (single chat only)."""
@@ -1017,7 +1075,7 @@ class BotImageMessage(BotMessage):
     image: BotMedia | None = None
 
 
-@_register("aibot", "mixed")
+@register("aibot", "mixed", doc="100719")
 @dataclass(frozen=True, kw_only=True)
 class BotMixedMessage(BotMessage):
     """AI-bot mixed text and images."""
@@ -1025,7 +1083,7 @@ class BotMixedMessage(BotMessage):
     mixed: BotMixed | None = None
 
 
-@_register("aibot", "voice")
+@register("aibot", "voice", doc="100719")
 @dataclass(frozen=True, kw_only=True)
 class BotVoiceMessage(BotMessage):
     """AI-bot voice, already converted to text (single chat only)."""
@@ -1033,7 +1091,7 @@ class BotVoiceMessage(BotMessage):
     voice: BotText | None = None
 
 
-@_register("aibot", "file")
+@register("aibot", "file", doc="100719")
 @dataclass(frozen=True, kw_only=True)
 class BotFileMessage(BotMessage):
     """AI-bot file (single chat only, up to 100 MB)."""
@@ -1041,7 +1099,7 @@ class BotFileMessage(BotMessage):
     file: BotMedia | None = None
 
 
-@_register("aibot", "video")
+@register("aibot", "video", doc="100719")
 @dataclass(frozen=True, kw_only=True)
 class BotVideoMessage(BotMessage):
     """AI-bot video."""
@@ -1049,7 +1107,7 @@ class BotVideoMessage(BotMessage):
     video: BotMedia | None = None
 
 
-@_register("aibot", "stream")
+@register("aibot", "stream", doc="100719")
 @dataclass(frozen=True, kw_only=True)
 class BotStreamRefresh(BotMessage):
     """Stream refresh poll: answer with the latest cumulative content for ``stream.id``."""
@@ -1057,13 +1115,13 @@ class BotStreamRefresh(BotMessage):
     stream: BotStreamRef | None = None
 
 
-@_register("aibot", "event/enter_chat")
+@register("aibot", "event/enter_chat", doc="101027")
 @dataclass(frozen=True, kw_only=True)
 class BotEvent(BotMessage):
     """AI-bot enter_chat (进入会话): first entry of the day; answer with a welcome or a card."""
 
 
-@_register("aibot", "event/template_card_event")
+@register("aibot", "event/template_card_event", doc="101027")
 @dataclass(frozen=True, kw_only=True)
 class BotTemplateCardEvent(BotEvent):
     """AI-bot template card clicked; delivered once, answer within 5 seconds."""
@@ -1071,255 +1129,9 @@ class BotTemplateCardEvent(BotEvent):
     template_card_event: BotCardEvent | None = None
 
 
-@_register("aibot", "event/feedback_event")
+@register("aibot", "event/feedback_event", doc="101027")
 @dataclass(frozen=True, kw_only=True)
 class BotFeedbackEvent(BotEvent):
     """User feedback on a stream reply; accepts only an empty reply."""
 
     feedback_event: BotFeedback | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class UnknownMessage(Message):
-    """A well-formed callback of a type with no model; everything is in :attr:`raw`."""
-
-
-# --------------------------------------------------------------------------- conversion
-
-_COMMON_FIELDS = frozenset(f.name for f in fields(Message))
-_NODE_FIELDS = frozenset(f.name for f in fields(Node))
-
-
-class _Shape(NamedTuple):
-    """What building one model class needs, worked out once per class."""
-
-    #: (name, annotation) of the fields it declares beyond its base's common fields.
-    typed: tuple[tuple[str, Any], ...]
-    #: The default of every field that has one.
-    defaults: dict[str, Any]
-    #: How many fields it has in all.
-    size: int
-
-
-_SHAPES: dict[type[Node], _Shape] = {}
-
-
-def _shape(cls: type[Node]) -> _Shape:
-    """The :class:`_Shape` of a model class."""
-    shape = _SHAPES.get(cls)
-    if shape is None:
-        hints = get_type_hints(cls)
-        common = _COMMON_FIELDS if issubclass(cls, Message) else _NODE_FIELDS
-        every = fields(cls)
-        shape = _Shape(
-            tuple((f.name, hints[f.name]) for f in every if f.name not in common),
-            {f.name: f.default for f in every if f.default is not MISSING},
-            len(every),
-        )
-        _SHAPES[cls] = shape
-    return shape
-
-
-def _kept(value: Any, convert: Callable[[Any], Any]) -> Any:
-    """A value that does not fit ``convert``'s type, kept as received (see :class:`Message`).
-
-    The first item of a repeated element is converted; blank text is None; other text stays
-    text, a nested element a :class:`Node`.
-    """
-    if isinstance(value, list):
-        first = value[0] if value else None
-        return None if first is None else convert(first)
-    if isinstance(value, str):
-        return value if value.strip() else None
-    return _attribute_value(value)
-
-
-def _to_int(value: Any) -> Any:
-    if isinstance(value, str):
-        if value.isdigit() and value.isascii() and len(value) <= 30:
-            return int(value)  # the usual form, without the pattern below
-        if _INTEGER.fullmatch(value):
-            return int(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return _kept(value, _to_int)
-
-
-def _to_float(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return _kept(value, _to_float)
-
-
-def _to_text(value: Any) -> Any:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return _kept(value, _to_text)
-
-
-def _convert(hint: Any, value: Any) -> Any:
-    """Convert one raw value to the field annotation ``hint`` (see :class:`Message`)."""
-    return None if value is None else _converter(hint)(value)
-
-
-@functools.cache
-def _converter(hint: Any) -> Callable[[Any], Any]:
-    """The conversion for one field annotation, worked out once per annotation."""
-    origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
-        (hint,) = (arg for arg in get_args(hint) if arg is not type(None))
-        origin = get_origin(hint)
-    if origin is tuple:
-        convert_item = _converter(get_args(hint)[0])
-
-        def repeated(value: Any) -> tuple[Any, ...]:
-            items = value if isinstance(value, list) else [value]
-            return tuple(None if item is None else convert_item(item) for item in items)
-
-        return repeated
-    scalar = {int: _to_int, float: _to_float, str: _to_text}.get(hint)
-    if scalar is not None:
-        return scalar
-
-    def node(value: Any) -> Any:
-        if isinstance(value, dict):
-            return _build(hint, value, _by_snake_name(value))
-        if isinstance(value, str) and not value.strip():
-            return _build(hint, {}, {})  # an empty element
-        return _kept(value, node)
-
-    return node
-
-
-N = TypeVar("N", bound=Node)
-
-
-def _by_snake_name(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    """Index ``mapping`` by snake_case key; the first of two keys with one snake name wins."""
-    return {snake_case(key): value for key, value in reversed(list(mapping.items()))}
-
-
-def _build(cls: type[N], raw: dict[str, Any], by_name: Mapping[str, Any], **common: Any) -> N:
-    """Build ``cls`` from ``raw``; typed fields are read from ``by_name`` (see _by_snake_name)."""
-    typed, defaults, size = _shape(cls)
-    values = {**defaults, **common, "raw": raw}
-    for name, hint in typed:
-        if name in by_name:
-            values[name] = _convert(hint, by_name[name])
-    if len(values) != size:
-        return cls(**values)  # not every field given: let the dataclass say which is missing
-    # Every field is known: fill the frozen instance at once instead of one setattr per field.
-    node = object.__new__(cls)
-    node.__dict__.update(values)
-    return node
-
-
-def _label(value: Any) -> str:
-    """A type, event or change-type label: stripped and lower-cased; "" when absent.
-
-    Of a repeated element the first value counts.
-    """
-    if isinstance(value, list) and value:
-        value = value[0]
-    return value.strip().lower() if isinstance(value, str) else ""
-
-
-def _get(mapping: Any, *path: str) -> Any:
-    """``mapping[path[0]][path[1]]...`` or None when any step is missing."""
-    for key in path:
-        if not isinstance(mapping, dict):
-            return None
-        mapping = mapping.get(key)
-    return mapping
-
-
-def _app_message(raw: dict[str, Any]) -> Message:
-    """Build an XML-style (app or suite) model from its raw dict."""
-    by_name = _by_snake_name(raw)
-    info_type = _label(raw.get("InfoType")) if "InfoType" in raw else None
-    channel: Channel = "suite" if info_type is not None and "MsgType" not in raw else "app"
-    type_ = _label(raw.get("MsgType")) if channel == "app" else (info_type or "")
-    event = _label(raw.get("Event"))
-    change_type = _label(raw.get("ChangeType")) or None
-    return _build(
-        _model_for(channel, type_, event, change_type or ""),
-        raw,
-        by_name,
-        type=type_,
-        event=event,
-        msg_id=_convert(str, by_name.get("msg_id")),
-        agent_id=_convert(int, by_name.get("agent_id")),
-        to_user_name=_convert(str, by_name.get("to_user_name")),
-        from_user_name=_convert(str, by_name.get("from_user_name")),
-        create_time=_convert(int, by_name.get("create_time")),
-        event_key=_convert(str, by_name.get("event_key")),
-        change_type=change_type,
-        info_type=info_type if channel == "suite" else None,
-        content=_convert(str, by_name.get("content")),
-    )
-
-
-def _bot_message(raw: dict[str, Any]) -> Message:
-    """Build an AI-bot model from its JSON object."""
-    type_ = _label(raw.get("msgtype"))
-    details = raw.get("event") if type_ == "event" else None
-    event = _label(_get(details, "eventtype"))
-    # Event details sit under "event"; typed fields find them like top-level keys.
-    lookup = {**raw, **details} if isinstance(details, dict) else raw
-    return _build(
-        _model_for("aibot", type_, event),
-        raw,
-        _by_snake_name(lookup),
-        type=type_,
-        event=event,
-        is_aibot=True,
-        msg_id=_convert(str, raw.get("msgid")),
-        from_user_name=_convert(str, _get(raw, "from", "userid")),
-        create_time=_convert(int, raw.get("create_time")),
-        event_key=_convert(str, _get(details, event, "event_key")),
-        content=_convert(str, _get(raw, type_, "content")),
-    )
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ParseError(f"JSON constant {name} is not allowed")
-
-
-def parse_message(plaintext: bytes | str, *, max_bytes: int = MAX_XML_BYTES) -> Message:
-    """Parse a decrypted callback into its model.
-
-    :param plaintext: the decrypted XML or JSON document, as UTF-8 bytes or text.
-    :param max_bytes: refuse longer documents with :class:`~flask_wecom.errors.PayloadTooLarge`.
-    :raises ParseError: the document is not UTF-8, not XML or JSON, or malformed. Unknown but
-        well-formed types never raise; they become :class:`UnknownMessage` / :class:`UnknownEvent`.
-    """
-    if len(plaintext) > max_bytes:  # cheap for str too: a character is at least one byte
-        raise PayloadTooLarge(f"document of {len(plaintext)} units exceeds {max_bytes} bytes")
-    try:
-        if isinstance(plaintext, str):
-            data, text = plaintext.encode("utf-8"), plaintext
-        else:
-            data, text = plaintext, plaintext.decode("utf-8")
-    except UnicodeError as exc:
-        raise ParseError("the document is not valid UTF-8") from exc
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"document of {len(data)} bytes exceeds {max_bytes}")
-    first = text.lstrip("\ufeff \t\r\n")[:1]
-    if first == "<":
-        return _app_message(xml_to_dict(data, max_bytes=max_bytes))
-    if first != "{":
-        raise ParseError("the document is neither XML nor a JSON object")
-    try:
-        document = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ParseError("malformed JSON") from exc
-    if "msgtype" in document:
-        return _bot_message(document)
-    return _app_message(document)

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_wecom import messages as m
+from flask_wecom import model
 from flask_wecom.errors import ParseError, PayloadTooLarge
 from flask_wecom.messages import Message, parse_message, registered_paths, snake_case
 
@@ -143,9 +144,23 @@ ROWS = [
         **{"file_info.name": "report.pdf", "file_info.size": "2048"},
     ),
     # Events (doc 90240 and others)
-    row("app/event_subscribe.xml", m.Event, "event", "subscribe", USER_EVENT, event_key=None),
-    row("app/event_unsubscribe.xml", m.Event, "event", "unsubscribe", USER_EVENT),
-    row("app/event_enter_agent.xml", m.Event, "event", "enter_agent", USER_EVENT, event_key=""),
+    row(
+        "app/event_subscribe.xml",
+        m.SubscribeEvent,
+        "event",
+        "subscribe",
+        USER_EVENT,
+        event_key=None,
+    ),
+    row("app/event_unsubscribe.xml", m.UnsubscribeEvent, "event", "unsubscribe", USER_EVENT),
+    row(
+        "app/event_enter_agent.xml",
+        m.EnterAgentEvent,
+        "event",
+        "enter_agent",
+        USER_EVENT,
+        event_key="",
+    ),
     row(
         "app/event_location.xml",
         m.LocationEvent,
@@ -277,10 +292,10 @@ ROWS = [
         change_type="merge_party",
         id="7",
     ),
-    row("app/event_click.xml", m.Event, "event", "click", USER_EVENT, event_key="EVENTKEY"),
+    row("app/event_click.xml", m.ClickEvent, "event", "click", USER_EVENT, event_key="EVENTKEY"),
     row(
         "app/event_view.xml",
-        m.Event,
+        m.ViewEvent,
         "event",
         "view",
         USER_EVENT,
@@ -288,7 +303,7 @@ ROWS = [
     ),
     row(
         "app/event_view_miniprogram.xml",
-        m.Event,
+        m.ViewMiniprogramEvent,
         "event",
         "view_miniprogram",
         USER_EVENT,
@@ -574,6 +589,185 @@ ROWS = [
         **{"detail.level": "3", "detail.tags.tag": ("a", "b")},
     ),
     # Third-party suite command callbacks (指令回调), keyed by InfoType
+    # Events added for issue 15 (official samples; see docs/events.md)
+    row(
+        "app/event_customer_acquisition.xml",
+        m.CustomerAcquisitionEvent,
+        "event",
+        "customer_acquisition",
+        SYS_EVENT,
+        change_type="customer_start_chat",
+        user_id="zhangsan",
+        external_user_id="woAJ2GCAAAXtWyujaWJHDDGi0mACH71w",
+        link_id="cawcdea7783d7330c6",
+        state="STATE",
+        create_time=1403610513,
+    ),
+    row(
+        "app/event_customer_acquisition_balance_low.xml",
+        m.CustomerAcquisitionEvent,
+        "event",
+        "customer_acquisition",
+        SYS_EVENT,
+        change_type="balance_low",
+        link_id=None,
+        create_time=1403610513,
+    ),
+    row(
+        "app/event_kf_account_auth_change.xml",
+        m.KfAccountAuthChangeEvent,
+        "event",
+        "kf_account_auth_change",
+        SYS_EVENT,
+        auth_add_open_kf_id=(
+            "wkAJ2GCAAAZSfhHCt7IFSvLKtMPxyAAA",
+            "wkAJ2GCAAAZSfhHCt7IFSvLKtMPxyBBB",
+        ),
+        auth_del_open_kf_id=("wkAJ2GCAAAZSfhHCt7IFSvLKtMPxyCCC",),
+        create_time=1348831860,
+    ),
+    row(
+        "app/event_living_status_change.xml",
+        m.LivingStatusChangeEvent,
+        "event",
+        "living_status_change",
+        EVENT,
+        from_user_name="zhangsan",
+        agent_id=1000002,
+        living_id="lvOQpTDwAAD2MYuOq9y_bmLNMJfbbdGw",
+        status=1,
+        create_time=1348831860,
+    ),
+    row(
+        "app/event_msgaudit_notify.xml",
+        m.MsgAuditNotifyEvent,
+        "event",
+        "msgaudit_notify",
+        SYS_EVENT,
+        agent_id=2000004,
+        create_time=1629101687,
+    ),
+    row(
+        "app/event_change_school_contact.xml",
+        m.SchoolContactEvent,
+        "event",
+        "change_school_contact",
+        SYS_EVENT,
+        change_type="update_student",
+        id="xiaoming",
+        new_id="xiaoming2",
+        create_time=1403610513,
+    ),
+    row(
+        "app/event_upload_media_job_finish.xml",
+        m.UploadMediaJobFinishEvent,
+        "event",
+        "upload_media_job_finish",
+        SYS_EVENT,
+        job_id="jobid_S0MrnndvRG5fadSlLwiBqiDDbM143UqTmKP3152FZk4",
+        create_time=1403610513,
+    ),
+    row(
+        "suite/register_corp.xml",
+        m.SuiteRegisterCorp,
+        "register_corp",
+        "",
+        service_corp_id="wwddddccc7775555aab",
+        suite_id=None,
+        auth_corp_id="wwddddccc7775555aaa",
+        time_stamp=1502682173,
+        register_code="pIKi3wRPNWCGF-pyP-YU5KWjDDD",
+        state="state1",
+        template_id="tpl1test",
+        **{
+            "contact_sync.access_token": "accesstoken000001",
+            "contact_sync.expires_in": 1800,
+            "auth_user_info.user_id": "zhangshan",
+        },
+    ),
+    row(
+        "suite/change_external_contact.xml",
+        m.SuiteExternalContactChange,
+        "change_external_contact",
+        "",
+        SUITE_CONTACT,
+        info_type="change_external_contact",
+        change_type="add_external_contact",
+        user_id="zhangsan",
+        external_user_id="woAJ2GCAAAXtWyujaWJHDDGi0mACH71w",
+        state="teststate",
+        welcome_code="WELCOMECODE",
+    ),
+    row(
+        "suite/change_external_chat.xml",
+        m.SuiteExternalChatChange,
+        "change_external_chat",
+        "",
+        SUITE_CONTACT,
+        info_type="change_external_chat",
+        change_type="update",
+        chat_id="wrx7HUARsKZZjm0l9Gbiw3QpwPJ7fN5w",
+        update_detail="add_member",
+        join_scene=1,
+        mem_change_cnt=10,
+    ),
+    row(
+        "suite/change_external_tag.xml",
+        m.SuiteExternalTagChange,
+        "change_external_tag",
+        "",
+        SUITE_CONTACT,
+        info_type="change_external_tag",
+        change_type="create",
+        id="etm7wjCgAA2Lc7kY8aJ36mxUW0zRwhGg",
+        tag_type="tag",
+    ),
+    row(
+        "suite/customer_acquisition.xml",
+        m.SuiteCustomerAcquisition,
+        "customer_acquisition",
+        "",
+        SUITE_CONTACT,
+        info_type="customer_acquisition",
+        change_type="open_profile",
+        link_id="cawcdea7783d7330c6",
+        state="STATE",
+    ),
+    row(
+        "suite/change_school_contact.xml",
+        m.SuiteSchoolContactChange,
+        "change_school_contact",
+        "",
+        SUITE_CONTACT,
+        info_type="change_school_contact",
+        change_type="create_student",
+        id="zhangsan",
+        new_id=None,
+    ),
+    row(
+        "suite/change_school_contact_batch.xml",
+        m.SuiteSchoolContactBatch,
+        "change_school_contact_batch",
+        "",
+        SUITE_CONTACT,
+        info_type="change_school_contact_batch",
+        **{
+            "change_list.0.change_type": "create_student",
+            "change_list.0.id": "zhangsan",
+            "change_list.0.time_stamp": 1403610513,
+            "change_list.1.change_type": "update_parent",
+            "change_list.1.new_id": "lisi2",
+        },
+    ),
+    row(
+        "suite/conversation_new_message.xml",
+        m.SuiteConversationNewMessage,
+        "conversation_new_message",
+        "",
+        SUITE_CONTACT,
+        info_type="conversation_new_message",
+        token="ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR",
+    ),
     row(
         "suite/suite_ticket.xml",
         m.SuiteTicket,
@@ -1456,8 +1650,41 @@ def test_building_a_model_needs_every_required_field() -> None:
     class Strict(m.Node):
         needed: str
 
-    assert m._build(Strict, {"Needed": "x"}, {"needed": "x"}) == Strict(
+    assert model._build(Strict, {"Needed": "x"}, {"needed": "x"}) == Strict(
         raw={"Needed": "x"}, needed="x"
     )
     with pytest.raises(TypeError, match="needed"):
-        m._build(Strict, {}, {})
+        model._build(Strict, {}, {})
+
+
+EVENTS_DOC = Path(__file__).parent.parent / "docs" / "events.md"
+TABLE_START = "<!-- callback table: generated from flask_wecom.messages.callback_table() -->"
+TABLE_END = "<!-- end of callback table -->"
+
+
+def callback_table_markdown() -> str:
+    """The callback table as docs/events.md publishes it (see test_events_doc_lists_every_model)."""
+    rows = [
+        f"| {row.channel} | `{row.path}` | `{row.model.__name__}` | [{row.doc.rsplit('/', 1)[-1]}]"
+        f"({row.doc}) |"
+        for row in m.callback_table()
+    ]
+    return "\n".join(["| Channel | Key | Model | Doc |", "|---|---|---|---|", *rows])
+
+
+def test_events_doc_lists_every_model() -> None:
+    """docs/events.md has the registry table exactly (python -m tests.test_messages prints it)."""
+    text = EVENTS_DOC.read_text("utf-8")
+    published = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+    assert published == callback_table_markdown()
+
+
+def test_every_model_has_an_official_doc_link() -> None:
+    """Each registered path points at a page of the official documentation."""
+    table = m.callback_table()
+    assert {row.doc.rsplit("/", 1)[0] for row in table} == {m.DOC_BASE.rstrip("/")}
+    assert {(row.channel, row.path) for row in table} == set(registered_paths())
+
+
+if __name__ == "__main__":
+    print(callback_table_markdown())
