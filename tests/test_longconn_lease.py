@@ -19,8 +19,15 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from flask_wecom.testing import generate_encoding_aes_key, generate_token
+from flask_wecom.replies import StreamReply
+from flask_wecom.testing import (
+    CallbackSigner,
+    WeComTestClient,
+    generate_encoding_aes_key,
+    generate_token,
+)
 from flask_wecom.testing_longconn import ERR_INVALID_REQ_ID, FakeLongConnServer
+from tests.support.gunicorn import GunicornServer
 
 pytestmark = pytest.mark.slow
 
@@ -208,3 +215,23 @@ def test_an_outside_client_stops_the_group_without_a_kick_loop(
         assert (server.subscribes, server.kicks) == (2, 1)
     errors = [line for line in group.stderr(holder).splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "disconnected_event" in errors[0]
+
+
+def test_beside_gunicorn_one_worker_holds_the_bot_and_all_serve_the_webhook(
+    group: Group, server: FakeLongConnServer
+) -> None:
+    env = {**group.env, "GUNICORN_CMD_ARGS": "-c tests/support/longconn_gunicorn.py"}
+    with GunicornServer("tests.support.longconn_app:app", env=env, workers=2) as gunicorn:
+        server.wait_for(lambda: server.owners() == 1, timeout=20)
+        time.sleep(3 * LEASE_TTL)
+        assert (server.subscribes, server.kicks) == (1, 0)
+        _, holder = group.ask("over the long connection")
+        assert holder in gunicorn.worker_pids()
+        signer = CallbackSigner(
+            env["WECOM_AIBOT_TOKEN"], env["WECOM_AIBOT_ENCODING_AES_KEY"], "", format="json"
+        )
+        webhook = WeComTestClient(gunicorn.url(""), signer, "/aibot")
+        reply = webhook.send(signer.aibot_text("over the webhook")).reply
+        assert isinstance(reply, StreamReply)
+        assert reply.content.startswith("over the webhook from ")
+    server.wait_for(lambda: server.owners() == 0, timeout=10)  # stopped with the workers
