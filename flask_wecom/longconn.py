@@ -330,7 +330,8 @@ class _Session:
             self.pending.pop(req_id, None)
         errcode = ack.get("errcode", 0)
         if errcode:
-            raise _ack_error(cmd, int(errcode), str(ack.get("errmsg", "")))
+            code = errcode if isinstance(errcode, int) else -1
+            raise _ack_error(cmd, code, str(ack.get("errmsg", "")))
         answer: dict[str, Any] = ack
         return answer
 
@@ -341,7 +342,7 @@ class _Session:
             await self.ws.send(json.dumps(frame))
 
     def resolve(self, frame: Mapping[str, Any]) -> None:
-        req_id = str((frame.get("headers") or {}).get("req_id", ""))
+        req_id = _req_id_of(frame)
         if req_id.startswith("ping_"):
             self.unanswered_pings = 0
             return
@@ -353,6 +354,13 @@ class _Session:
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(NotConnected("the connection closed"))
+
+
+def _req_id_of(frame: Mapping[str, Any]) -> str:
+    """A frame's ``headers.req_id`` ("" if it has none)."""
+    headers = frame.get("headers")
+    req_id = headers.get("req_id") if isinstance(headers, Mapping) else None
+    return req_id if isinstance(req_id, str) else ""
 
 
 def _expire(future: asyncio.Future[dict[str, Any]]) -> None:
@@ -742,19 +750,21 @@ class LongConnection:
             async for raw in session.ws:
                 try:
                     frame = json.loads(raw)
-                    cmd = frame.get("cmd")
-                except (ValueError, AttributeError):
+                except (ValueError, RecursionError):
+                    frame = None
+                if not isinstance(frame, dict):
                     logger.warning("bot %s: an unreadable frame was ignored", self.bot_id)
                     continue
+                cmd = frame.get("cmd")
                 if cmd is None:
                     session.resolve(frame)
                     continue
-                if cmd not in _CALLBACKS:
+                body, req_id = frame.get("body"), _req_id_of(frame)
+                if cmd not in _CALLBACKS or not isinstance(body, dict) or not req_id:
+                    logger.warning("bot %s: a frame of no known form was ignored", self.bot_id)
                     continue
-                body = frame.get("body") or {}
-                req_id = str((frame.get("headers") or {}).get("req_id", ""))
-                event = (body.get("event") or {}).get("eventtype")
-                if event == "disconnected_event":
+                event = body.get("event")
+                if isinstance(event, dict) and event.get("eventtype") == "disconnected_event":
                     session.displaced = True
                     return
                 self._spawn(self._handle(req_id, body))

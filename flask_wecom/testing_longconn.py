@@ -325,8 +325,17 @@ class FakeLongConnServer:
                 self._chats.add(conversation)
             self._callbacks[req_id] = _Callback(req_id, kind, self.clock(), owner.id, conversation)
         frame = {"cmd": cmd, "headers": {"req_id": req_id}, "body": dict(body)}
-        self._send_threadsafe(owner, frame)
+        self.push_raw(json.dumps(frame, ensure_ascii=False), bot_id)
         return req_id
+
+    def push_raw(self, text: str, bot_id: str | None = None) -> bool:
+        """Send ``text`` as it is to the connection holding the bot (malformed-frame tests)."""
+        with self._cond:
+            owner = self._conns.get(self._owners.get(bot_id or next(iter(self.bots)), 0))
+        if owner is None or self._loop is None:
+            return False
+        asyncio.run_coroutine_threadsafe(_quiet_send(owner.ws, text), self._loop)
+        return True
 
     def push_message(
         self,
@@ -448,11 +457,6 @@ class FakeLongConnServer:
                 self._cond.wait(min(left, 0.05))
 
     # -- the loop's side ----------------------------------------------------------------------
-
-    def _send_threadsafe(self, conn: _Conn, frame: dict[str, Any]) -> None:
-        if self._loop is not None:
-            text = json.dumps(frame, ensure_ascii=False)
-            asyncio.run_coroutine_threadsafe(_quiet_send(conn.ws, text), self._loop)
 
     def _close_threadsafe(self, conn: _Conn, close_frame: bool) -> None:
         if self._loop is not None:

@@ -11,6 +11,8 @@ import itertools
 import json
 import logging
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -504,3 +506,52 @@ def test_backoff_is_capped_exponential_with_jitter(attempt: int, low: float, hig
     delays = [Backoff().delay(attempt, rng) for _ in range(200)]
     assert low <= min(delays) and max(delays) <= high
     assert max(delays) - min(delays) > (high - low) / 2  # spread, so contenders do not align
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("not json", id="not-json"),
+        pytest.param("[1, 2]", id="array"),
+        pytest.param('{"cmd": "aibot_msg_callback"}', id="no-headers"),
+        pytest.param(
+            '{"cmd": "aibot_msg_callback", "headers": {"req_id": 5}, "body": {}}', id="req-id-int"
+        ),
+        pytest.param(
+            '{"cmd": "aibot_msg_callback", "headers": {"req_id": "r"}, "body": [1]}', id="body-list"
+        ),
+        pytest.param(
+            '{"cmd": "aibot_msg_callback", "headers": {"req_id": "r"}, "body": {"msgtype": 7}}',
+            id="bad-msgtype",
+        ),
+        pytest.param(
+            '{"cmd": "aibot_event_callback", "headers": {"req_id": "r"}, "body": {"event": "x"}}',
+            id="event-str",
+        ),
+        pytest.param('{"headers": {"req_id": "ping_1"}, "errcode": "x"}', id="bad-ack"),
+        pytest.param(
+            '{"cmd": "surprise", "headers": {"req_id": "r"}, "body": {}}', id="unknown-cmd"
+        ),
+        pytest.param("[" * 100000, id="deep-nesting"),
+    ],
+)
+def test_malformed_frames_are_ignored_and_the_connection_stays(
+    server: FakeLongConnServer, raw: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running(echo_bot(), server):
+        assert server.push_raw(raw)
+        req_id = server.push_message("still here")
+        assert server.wait_for(lambda: server.stream_text(req_id)) == "echo: still here"
+    assert server.subscribes == 1
+    assert not [r for r in caplog.records if r.name == "asyncio" or r.exc_info]
+
+
+def test_the_core_imports_without_websockets() -> None:
+    blocked = (
+        "import sys; sys.modules['websockets'] = None\n"
+        "import flask_wecom, flask_wecom.aio, flask_wecom.pipeline, flask_wecom.aibot, "
+        "flask_wecom.asgi, flask_wecom.longconn_cli, flask_wecom.cli\n"
+        "try:\n    import flask_wecom.longconn\nexcept ImportError:\n    print('needs websockets')"
+    )
+    result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "needs websockets\n"), result.stderr
