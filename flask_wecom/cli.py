@@ -30,28 +30,22 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import math
-import re
 import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar
-from urllib.parse import unquote, urlsplit
+from typing import Any, BinaryIO, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
-from .crypto import decode_aes_key
-from .envelope import extract_encrypted
-from .errors import AESKeyError, ParseError, WeComError
-from .replies import parse_reply
-from .safe_xml import parse_xml
-from .testing import CallbackSigner, SignedRequest, generate_encoding_aes_key, generate_token
-
-if TYPE_CHECKING:
-    import requests
+from .envelope import extract_encrypted, read_reply_envelope
+from .errors import AESKeyError, ConfigError, ParseError, WeComError
+from .pipeline import parse_query
+from .simulate import RoundTrip, Simulator, Step, describe_failure, steps, summarize
+from .testing import CallbackSigner, generate_encoding_aes_key, generate_token
+from .validation import check_encoding_aes_key, check_receive_id, check_token
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "cli", "main"]
 
@@ -67,18 +61,7 @@ PROGRESS_THRESHOLD = 20
 #: ``simulate`` lists at most this many failed round trips when it shows a progress bar.
 MAX_LISTED_FAILURES = 10
 
-_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9]{1,32}")
-_CONSOLE_KEY_PATTERN = re.compile(r"[A-Za-z0-9]{43}")
 _REQUEST_PARAMETERS = ("msg_signature", "timestamp", "nonce")
-
-#: What to check when WeCom's crypto reports an error, by the error's ``reason``.
-_HINTS = {
-    "signature": "the signature does not match: a different Token, or another request's query",
-    "receive_id": "the ciphertext carries another receive id than --corp-id / WECOM_CORP_ID",
-    "decrypt": "cannot decrypt: a different EncodingAESKey, or a damaged ciphertext",
-    "buffer": "cannot decrypt: a different EncodingAESKey, or a damaged ciphertext",
-    "base64": "the ciphertext is not base64: the body or query string was changed on the way",
-}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -171,11 +154,6 @@ def _print_json(document: object) -> None:
     click.echo(json.dumps(document, ensure_ascii=False, indent=2))
 
 
-def _failure(error: WeComError) -> str:
-    """What to check for a crypto error, in words."""
-    return _HINTS.get(error.reason, str(error))
-
-
 # --------------------------------------------------------------------------- genkey
 
 
@@ -202,11 +180,12 @@ def genkey(with_token: bool, as_json: bool) -> int:
 
 @dataclass(frozen=True)
 class _Check:
-    """One verified setting: its JSON name, whether it is usable, and why."""
+    """One verified setting: its JSON name, whether it is usable, why, and its warnings."""
 
     name: str
     ok: bool
     detail: str
+    warnings: tuple[str, ...] = ()
 
 
 #: How ``verify`` labels each setting in its text output.
@@ -218,38 +197,52 @@ _CHECK_LABELS = {
 }
 
 
-def _check_token(token: str) -> _Check:
-    if _TOKEN_PATTERN.fullmatch(token):
-        return _Check("token", True, f"{len(token)} letters and digits")
-    return _Check(
-        "token", False, f"must be 1 to 32 letters and digits (got {len(token)} characters)"
-    )
-
-
-def _check_key(encoding_aes_key: str) -> _Check:
+def _validated(name: str, check: Callable[[], list[str]], detail: str) -> _Check:
+    """Run one check of :mod:`flask_wecom.validation` as a :class:`_Check`."""
     try:
-        decode_aes_key(encoding_aes_key)
-    except AESKeyError as exc:
-        return _Check("encoding_aes_key", False, str(exc))
-    if not _CONSOLE_KEY_PATTERN.fullmatch(encoding_aes_key):
-        return _Check(
-            "encoding_aes_key", False, "the admin console accepts only letters and digits"
-        )
-    return _Check("encoding_aes_key", True, "43 letters and digits, a 32-byte AES key")
+        warnings = check()
+    except ConfigError as exc:
+        return _Check(name, False, str(exc))
+    return _Check(name, True, detail, tuple(warnings))
 
 
-def _check_receive_id(receive_id: str) -> _Check:
-    if not receive_id:
-        return _Check("receive_id", True, "empty: an AI bot (智能机器人) or an individual's suite")
-    return _Check("receive_id", True, receive_id)
+def _credential_checks(token: str, encoding_aes_key: str, receive_id: str) -> list[_Check]:
+    """The Token, EncodingAESKey and receive id, checked by the shared validator."""
+    return [
+        _validated(
+            "token",
+            partial(check_token, token, "WECOM_TOKEN"),
+            f"{len(token)} letters and digits",
+        ),
+        _validated(
+            "encoding_aes_key",
+            partial(check_encoding_aes_key, encoding_aes_key, "WECOM_ENCODING_AES_KEY"),
+            "43 characters, a 32-byte AES key",
+        ),
+        _validated(
+            "receive_id",
+            partial(check_receive_id, receive_id, "WECOM_CORP_ID", required=False),
+            receive_id or "empty: an AI bot (智能机器人) or an individual's suite",
+        ),
+    ]
+
+
+def _http_url(url: str) -> str | None:
+    """The URL's host name when it is an http(s) URL with one, else None."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket or a bad port
+        return None
+    return host if parts.scheme in ("http", "https") and host else None
 
 
 def _check_url(url: str) -> _Check:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    hostname = _http_url(url)
+    if hostname is None:
         return _Check("url", False, "must be an http:// or https:// URL with a host name")
     try:
-        local = parts.hostname == "localhost" or not ipaddress.ip_address(parts.hostname).is_global
+        local = hostname == "localhost" or not ipaddress.ip_address(hostname).is_global
     except ValueError:  # a domain name
         local = False
     note = " (a local address: fine for simulate, but WeCom cannot reach it)" if local else ""
@@ -271,10 +264,11 @@ def verify(
 ) -> int:
     """Check credentials and print what the admin console needs.
 
-    A Token is 1 to 32 letters and digits; an EncodingAESKey is 43 letters and
-    digits. Exits 1 when a check fails.
+    A Token is 1 to 32 letters and digits (a warning below 16); an EncodingAESKey
+    is 43 characters of base64 (a warning for '+' and '/', which the admin console
+    never makes). Exits 1 when a check fails; warnings alone exit 0.
     """
-    checks = [_check_token(token), _check_key(encoding_aes_key), _check_receive_id(receive_id)]
+    checks = _credential_checks(token, encoding_aes_key, receive_id)
     if url is not None:
         checks.append(_check_url(url))
     ok = all(check.ok for check in checks)
@@ -289,6 +283,8 @@ def verify(
     for check in checks:
         mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
         click.echo(f"{mark} {_CHECK_LABELS[check.name]:<15} {check.detail}")
+        for warning in check.warnings:
+            click.echo(f"{click.style('warn', fg='yellow')} {warning}")
     if not ok:
         click.echo("\nFix the failed settings, then run verify again.")
         return EXIT_FAILED
@@ -304,25 +300,20 @@ def verify(
 
 
 def _query_parameters(query: str) -> dict[str, str]:
-    """The parameters of a query string or full URL, percent-decoded ('+' stays '+')."""
-    text = query.split("?", 1)[1] if "?" in query else query
-    parameters = {}
-    for pair in text.split("&"):
-        if pair:
-            name, _, value = pair.partition("=")
-            parameters[unquote(name)] = unquote(value)
-    return parameters
+    """The parameters of a query string or full URL, as the middleware reads them."""
+    try:
+        return parse_query(query.split("?", 1)[1] if "?" in query else query)
+    except ParseError as exc:
+        raise click.UsageError(f"--query: {exc}") from exc
 
 
 def _is_reply_envelope(body: bytes) -> bool:
-    """True for a passive-reply envelope (it carries its own MsgSignature)."""
+    """True for a passive-reply envelope (it carries its own signature)."""
     try:
-        if body.lstrip()[:1] == b"{":
-            document = json.loads(body)
-            return isinstance(document, dict) and "msgsignature" in document
-        return parse_xml(body).find("MsgSignature") is not None
-    except (ValueError, ParseError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        read_reply_envelope(body)
+    except ParseError:
         return False
+    return True
 
 
 @cli.command()
@@ -377,9 +368,9 @@ def decrypt(
                 plaintext_bytes, _ = signer.crypto.decrypt(encrypted)
     except WeComError as exc:
         if as_json:
-            _print_json({"ok": False, "reason": exc.reason, "error": _failure(exc)})
+            _print_json({"ok": False, "reason": exc.reason, "error": describe_failure(exc)})
         else:
-            click.echo(f"error: {_failure(exc)}", err=True)
+            click.echo(f"error: {describe_failure(exc)}", err=True)
         return EXIT_FAILED
     text = plaintext_bytes.decode("utf-8", "replace")
     if as_json:
@@ -394,187 +385,7 @@ def decrypt(
 # --------------------------------------------------------------------------- simulate
 
 
-@dataclass(frozen=True)
-class _Step:
-    """One kind of callback to send; ``build`` makes a fresh request each round."""
-
-    label: str
-    build: Callable[[], SignedRequest]
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    """One HTTP send: the status (None: no answer) and how long it took."""
-
-    status: int | None
-    ms: float
-    error: str | None = None
-
-
-@dataclass
-class _RoundTrip:
-    """One callback until it was answered with 200 or the sends ran out."""
-
-    label: str
-    method: str
-    outcome: Literal["ok", "refused", "no answer", "bad reply"] = "no answer"
-    attempts: list[_Attempt] = field(default_factory=list)
-    #: The decrypted reply plaintext (the echo for a URL verification), or None.
-    reply: str | None = None
-    #: A readable summary: the parsed reply, or why the round trip failed.
-    detail: str = ""
-
-    @property
-    def status(self) -> int | None:
-        """The status of the last send, or None when it got no answer."""
-        return self.attempts[-1].status if self.attempts else None
-
-
-class _Simulator:
-    """Sends callbacks to one URL as WeCom would, resending when no 200 arrives in time."""
-
-    def __init__(self, url: str, signer: CallbackSigner, *, retries: int, timeout: float) -> None:
-        try:
-            import requests
-        except ImportError as exc:
-            raise click.ClickException(
-                "simulate needs requests: pip install 'flask-wecom[client]'"
-            ) from exc
-        self.url = url
-        self.signer = signer
-        self.retries = retries
-        self.timeout = timeout
-        self.session: requests.Session = requests.Session()
-
-    def close(self) -> None:
-        """Close the HTTP connections."""
-        self.session.close()
-
-    def round_trip(self, step: _Step) -> _RoundTrip:
-        """Send one callback, then resend the same plaintext while no 200 arrives."""
-        request = step.build()
-        trip = _RoundTrip(step.label, request.method)
-        for attempt in range(1 + self.retries):
-            if attempt:
-                request = self.signer.resend(request)
-            answer = self._send(request, trip)
-            if answer is not None and trip.status == 200:  # WeCom resends on anything else
-                self._judge(request, answer, trip)
-                return trip
-        if trip.status is None:
-            trip.outcome, trip.detail = "no answer", trip.attempts[-1].error or ""
-        else:
-            trip.outcome, trip.detail = "refused", f"HTTP {trip.status} {_answer_text(answer)}"
-        return trip
-
-    def _send(self, request: SignedRequest, trip: _RoundTrip) -> bytes | None:
-        import requests
-
-        started = time.perf_counter()
-        try:
-            response = self.session.request(
-                request.method,
-                request.url(self.url),
-                data=request.body,
-                headers={"Content-Type": request.content_type} if request.content_type else {},
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            error = f"no answer within {self.timeout:g} s"
-        except requests.RequestException as exc:
-            error = f"connection failed: {type(exc).__name__}"
-        else:
-            elapsed = (time.perf_counter() - started) * 1000
-            trip.attempts.append(_Attempt(response.status_code, round(elapsed, 2)))
-            return response.content
-        elapsed = (time.perf_counter() - started) * 1000
-        trip.attempts.append(_Attempt(None, round(elapsed, 2), error))
-        return None
-
-    def _judge(self, request: SignedRequest, body: bytes, trip: _RoundTrip) -> None:
-        """Check a 200 answer: the echo for a verification, else a decryptable reply."""
-        if request.method == "GET":
-            trip.reply = body.decode("utf-8", "replace")
-            if body == request.plaintext:
-                trip.outcome, trip.detail = "ok", "echo matches"
-            else:
-                trip.outcome, trip.detail = "bad reply", "answered 200 without the echo"
-            return
-        try:
-            plaintext = self.signer.decrypt_reply(body, request)
-        except WeComError as exc:
-            trip.outcome, trip.detail = "bad reply", _failure(exc)
-            return
-        trip.outcome = "ok"
-        if plaintext is None:
-            trip.detail = "(empty reply)"
-            return
-        trip.reply = plaintext.decode("utf-8", "replace")
-        try:
-            trip.detail = repr(parse_reply(plaintext))
-        except ParseError:
-            trip.detail = trip.reply
-
-
-def _answer_text(body: bytes | None, limit: int = 60) -> str:
-    """The start of a refusal's body, on one line."""
-    text = (body or b"").decode("utf-8", "replace").strip().replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _steps(
-    signer: CallbackSigner,
-    *,
-    texts: Sequence[str],
-    clicks: Sequence[str],
-    subscribe: bool,
-    files: Sequence[Path],
-    from_user: str,
-    aibot: bool,
-) -> list[_Step]:
-    """The callbacks of one round, in a fixed order: texts, clicks, subscribe, files."""
-    send_text = signer.aibot_text if aibot else signer.text
-    steps = [
-        _Step(f"text {text!r}", partial(send_text, text, from_user=from_user))
-        for text in texts or ([] if clicks or subscribe or files else ["hello"])
-    ]
-    steps += [
-        _Step(f"click {key}", partial(signer.click, key, from_user=from_user)) for key in clicks
-    ]
-    if subscribe:
-        steps.append(_Step("subscribe", partial(signer.subscribe, from_user=from_user)))
-    steps += [
-        _Step(f"file {path.name}", partial(signer.callback, path.read_bytes())) for path in files
-    ]
-    return steps
-
-
-def _percentile(values: Sequence[float], percent: float) -> float | None:
-    """The nearest-rank percentile of ``values``, or None when there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
-
-
-def _summary(trips: Sequence[_RoundTrip]) -> dict[str, Any]:
-    """Counts per outcome, and p50/p99 milliseconds over every send that got an answer."""
-    answered = [a.ms for t in trips for a in t.attempts if a.status is not None]
-    p50, p99 = _percentile(answered, 50), _percentile(answered, 99)
-    return {
-        "callbacks": len(trips),
-        "sent": sum(len(t.attempts) for t in trips),
-        "ok": sum(t.outcome == "ok" for t in trips),
-        "refused": sum(t.outcome == "refused" for t in trips),
-        "no_answer": sum(t.outcome == "no answer" for t in trips),
-        "bad_reply": sum(t.outcome == "bad reply" for t in trips),
-        "p50_ms": None if p50 is None else round(p50, 1),
-        "p99_ms": None if p99 is None else round(p99, 1),
-    }
-
-
-def _trip_line(trip: _RoundTrip, width: int) -> str:
+def _trip_line(trip: RoundTrip, width: int) -> str:
     """One round trip as a line: label, status, time of the last send, reply or failure."""
     ok = trip.outcome == "ok"
     status = click.style(str(trip.status or "---"), fg="green" if ok else "red")
@@ -658,15 +469,14 @@ def simulate(
     decrypted reply with its time, then a summary; exits 1 unless every
     callback was answered correctly.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if _http_url(url) is None:
         raise click.BadParameter("must be an http:// or https:// URL", param_hint="URL")
     if aibot and (clicks or subscribe):
         raise click.UsageError(
             "--click and --subscribe are app events; AI bots get texts and files"
         )
     signer = _signer(token, encoding_aes_key, receive_id, aibot=aibot)
-    steps = _steps(
+    plan = steps(
         signer,
         texts=texts,
         clicks=clicks,
@@ -675,8 +485,8 @@ def simulate(
         from_user=from_user,
         aibot=aibot,
     )
-    rounds: list[_Step] = [] if no_verify else [_Step("URL verification", signer.verification)]
-    rounds += steps * count
+    rounds: list[Step] = [] if no_verify else [Step("URL verification", signer.verification)]
+    rounds += plan * count
     show_progress = len(rounds) > PROGRESS_THRESHOLD
     width = max((len(step.label) for step in rounds), default=0)
     listing = not show_progress and not as_json
@@ -686,8 +496,13 @@ def simulate(
             f"Simulating WeCom → {url} ({kind} callbacks, receive id {receive_id!r}, "
             f"up to {1 + retries} sends of {timeout:g} s each)"
         )
-    simulator = _Simulator(url, signer, retries=retries, timeout=timeout)
-    trips: list[_RoundTrip] = []
+    try:
+        simulator = Simulator(url, signer, retries=retries, timeout=timeout)
+    except ImportError as exc:
+        raise click.ClickException(
+            "simulate needs requests: pip install 'flask-wecom[client]'"
+        ) from exc
+    trips: list[RoundTrip] = []
     bar = (
         click.progressbar(length=len(rounds), label="sending callbacks", file=sys.stderr)
         if show_progress
@@ -701,7 +516,7 @@ def simulate(
                 click.echo(_trip_line(trip, width))
             if bar is not None:
                 bar.update(1)
-    summary = _summary(trips)
+    summary = summarize(trips)
     if as_json:
         _print_json(
             {

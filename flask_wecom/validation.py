@@ -157,6 +157,12 @@ def check_receive_id(
             raise _error(key, f"holds {receive_id!r}, not a string", _WHERE_RECEIVE_ID)
         if any(c.isspace() for c in receive_id):
             raise _error(key, f"holds white space in the id {receive_id!r}", _WHERE_RECEIVE_ID)
+        if not receive_id.isprintable():
+            raise _error(
+                key,
+                f"holds a control character or undecodable byte: {receive_id!r}",
+                _WHERE_RECEIVE_ID,
+            )
         if required and not receive_id:
             raise _error(
                 key, "must not be empty for a self-built app or a suite", _WHERE_RECEIVE_ID

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+import click
 import pytest
 from werkzeug.serving import make_server
 
 from flask_wecom.cli import main
-from flask_wecom.crypto import WeComCrypto
+from flask_wecom.crypto import WeComCrypto, signature
 from flask_wecom.envelope import extract_encrypted
 from flask_wecom.middleware import Endpoint, WeComMiddleware
 from flask_wecom.replies import Reply, StreamReply, TextReply
@@ -33,6 +34,7 @@ from tests.test_crypto import CORP_ID, KEY, TOKEN, load
 
 ENV = {"WECOM_TOKEN": TOKEN, "WECOM_ENCODING_AES_KEY": KEY, "WECOM_CORP_ID": CORP_ID}
 CREDENTIALS = ["--token", TOKEN, "--key", KEY, "--corp-id", CORP_ID]
+STRONG_TOKEN = "Strong" + "0123456789" * 2 + "abcdef"
 CONTACT_CHANGE = (
     "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>"
     "<FromUserName><![CDATA[sys]]></FromUserName><CreateTime>1409659813</CreateTime>"
@@ -138,21 +140,32 @@ def test_genkey_with_token_and_json(run: Run) -> None:
         pytest.param(["--url", "https://example.com/wecom"], 0, [], "example.com", id="url"),
         pytest.param(["--key", KEY[:-1]], 1, ["encoding_aes_key"], "43 characters", id="short"),
         pytest.param(
-            ["--key", "+" + KEY[1:]], 1, ["encoding_aes_key"], "letters and digits", id="key-plus"
+            ["--key", "+" + KEY[1:]], 0, [], "warn WECOM_ENCODING_AES_KEY holds '+'", id="key-plus"
         ),
-        pytest.param(["--token", "a-b"], 1, ["token"], "1 to 32 letters", id="token-dash"),
-        pytest.param(["--token", "a" * 33], 1, ["token"], "1 to 32 letters", id="token-long"),
+        pytest.param(["--token", "a-b"], 1, ["token"], "only ASCII letters", id="token-dash"),
+        pytest.param(["--token", "a" * 33], 1, ["token"], "at most 32", id="token-long"),
+        pytest.param(["--token", "a" * 40], 1, ["token"], "got 40", id="token-40"),
+        pytest.param(["--token", "a" * 32 + " "], 1, ["token"], "white space", id="token-space"),
+        pytest.param(["--token", "my token!"], 1, ["token"], "only ASCII letters", id="token-bang"),
+        pytest.param(["--token", "a"], 0, [], "warn WECOM_TOKEN has 1 characters", id="token-1"),
+        pytest.param(["--token", "a" * 16], 0, [], "16 letters and digits", id="token-16"),
+        pytest.param(["--corp-id", "ww1 "], 1, ["receive_id"], "white space", id="corp-id-space"),
+        pytest.param(["--corp-id", ""], 0, [], "empty: an AI bot", id="corp-id-empty"),
         pytest.param(["--url", "ftp://example.com"], 1, ["url"], "http", id="bad-url"),
+        pytest.param(["--url", "http://[::1/w"], 1, ["url"], "http", id="unclosed-bracket"),
     ],
 )
 def test_verify(run: Run, args: list[str], code: int, failed: list[str], message: str) -> None:
-    status, out, _ = run("verify", *CREDENTIALS, *args)
+    strong = ["--token", STRONG_TOKEN, "--key", KEY, "--corp-id", CORP_ID]
+    status, out, _ = run("verify", *strong, *args)
     assert status == code
-    assert message in out
-    status, out, _ = run("verify", *CREDENTIALS, *args, "--json")
+    assert message in click.unstyle(out)
+    status, out, _ = run("verify", *strong, *args, "--json")
     document = json.loads(out)
     assert status == code and document["ok"] is (code == 0)
     assert [check["name"] for check in document["checks"] if not check["ok"]] == failed
+    warned = [w for check in document["checks"] for w in check["warnings"]]
+    assert bool(warned) is ("warn" in message)
 
 
 def test_verify_prints_secrets_only_when_asked(run: Run) -> None:
@@ -220,7 +233,7 @@ def test_decrypt_published_vectors(run: Run, tmp_path: Path, vector: dict[str, A
 def test_decrypt_negative_vectors_fail(run: Run, tmp_path: Path, vector: dict[str, Any]) -> None:
     code, out, err = run("decrypt", *vector_args(vector, tmp_path))
     assert code == 1 and out == ""
-    hint = {-40001: "signature does not match", -40005: "another receive id"}
+    hint = {-40001: "msg_signature does not match", -40005: "receive id inside the ciphertext"}
     assert hint[int(vector["expected_error"])] in err
 
 
@@ -514,3 +527,122 @@ def test_simulate_explains_a_missing_requests(run: Run, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "requests", None)
     code, _, err = run("simulate", "http://127.0.0.1:9/wecom", *CREDENTIALS, "--json")
     assert code == 1 and "pip install 'flask-wecom[client]'" in err
+
+
+# -- hostile captured input: an exit code, never a traceback -----------------------------------
+
+_CRYPTO = WeComCrypto(TOKEN, KEY, CORP_ID)
+_DEEP_JSON = b'{"a":' * 60_000 + b"1" + b"}" * 60_000
+_BOMB = (
+    b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
+    b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+    b"<xml><Encrypt>&c;</Encrypt></xml>"
+)
+
+
+def _non_utf8_echo_query() -> str:
+    """A correctly signed URL check whose echostr decrypts to bytes that are not UTF-8."""
+    echostr = _CRYPTO.encrypt(b"\xff\xfe\xfd")
+    timestamp = str(int(time.time()))
+    sig = signature(TOKEN, timestamp, "n", echostr)
+    return f"msg_signature={sig}&timestamp={timestamp}&nonce=n&echostr={quote(echostr, safe='')}"
+
+
+HOSTILE_DECRYPT = [
+    pytest.param([], _DEEP_JSON, 1, id="deeply-nested-json"),
+    pytest.param([], b"[" * 200_000, 1, id="deeply-nested-array"),
+    pytest.param([], b'{"msgsignature": "s", "x": ' + _DEEP_JSON + b"}", 1, id="deep-json-reply"),
+    pytest.param([], b"<a>" * 5_000 + b"</a>" * 5_000, 1, id="deeply-nested-xml"),
+    pytest.param([], _BOMB, 1, id="entity-bomb"),
+    pytest.param(
+        [], "<!DOCTYPE x><xml><Encrypt>C</Encrypt></xml>".encode("utf-16"), 1, id="utf16-doctype"
+    ),
+    pytest.param([], b"\xff\xfe\x00<\x00x\x00", 1, id="bad-utf16"),
+    pytest.param([], b'{"encrypt": "\xff\xfe"}', 1, id="json-bad-utf8"),
+    pytest.param([], b"<xml><Encrypt>\x00\x01</Encrypt></xml>", 1, id="nul-in-xml"),
+    pytest.param([], b"<xml><Encrypt>" + b"A" * 3_000_000 + b"</Encrypt></xml>", 1, id="3-mb"),
+    pytest.param([], b'{"encrypt": "!!!", "msgsignature": "s"}', 1, id="reply-not-base64"),
+    pytest.param([], b'{"encrypt": "QUJD"}', 1, id="ciphertext-too-short"),
+    pytest.param([], b"\x00" * 64, 1, id="nul-bytes"),
+    pytest.param(
+        ["--query", "msg_signature=a&msg_signature=b&timestamp=1&nonce=n"],
+        b"x",
+        2,
+        id="repeated-parameter",
+    ),
+    pytest.param(
+        ["--query", "msg_signature=%ZZ&timestamp=%&nonce=&echostr=%FF%FE"],
+        b"",
+        1,
+        id="bad-percent-escapes",
+    ),
+    pytest.param(
+        ["--query", "msg_signature=0&timestamp=" + "9" * 5000 + "&nonce=n&echostr=e"],
+        b"",
+        1,
+        id="huge-timestamp",
+    ),
+    pytest.param(["--query", "?&&=&=="], b"", 2, id="empty-pairs"),
+    pytest.param(["--query", _non_utf8_echo_query()], b"", 1, id="echo-not-utf8"),
+]
+
+
+@pytest.mark.parametrize(("args", "body", "code"), HOSTILE_DECRYPT)
+def test_decrypt_hostile_input_never_gives_a_traceback(
+    run: Run, monkeypatch: pytest.MonkeyPatch, args: list[str], body: bytes, code: int
+) -> None:
+    for output in ([], ["--json"]):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body)))
+        status, out, err = run("decrypt", *CREDENTIALS, *args, *output, "-")
+        assert status == code, err
+        assert "Traceback" not in err
+        if code == 1 and output:
+            assert json.loads(out)["ok"] is False
+
+
+def test_decrypt_deep_json_from_a_pipe_exits_cleanly() -> None:
+    """The reported crash, end to end: a RecursionError traceback on deeply nested JSON."""
+    result = subprocess.run(
+        [sys.executable, "-m", "flask_wecom", "decrypt", *CREDENTIALS, "-"],
+        input=_DEEP_JSON,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert result.stderr.startswith(b"error: malformed JSON envelope")
+
+
+def answer_with(body: bytes) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app that answers every request 200 with ``body``."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [body]
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(_DEEP_JSON, id="deeply-nested-json"),
+        pytest.param(b'{"msgsignature": "s", "x": ' + _DEEP_JSON + b"}", id="deep-json-reply"),
+        pytest.param(b'{"encrypt": "\xff", "msgsignature": "s"}', id="bad-utf8"),
+        pytest.param(_BOMB, id="entity-bomb"),
+        pytest.param(b"<a>" * 5_000 + b"</a>" * 5_000, id="deeply-nested-xml"),
+        pytest.param(b'{"encrypt": "!!!", "msgsignature": "s"}', id="reply-not-base64"),
+        pytest.param(b"\x00\xff" * 1000, id="binary"),
+    ],
+)
+def test_simulate_hostile_answers_are_bad_replies(
+    run: Run, serve: Callable[[Any], str], answer: bytes
+) -> None:
+    code, document = simulate_json(run, serve(answer_with(answer)) + "/w", *CREDENTIALS)
+    assert code == 1
+    assert [trip["outcome"] for trip in document["round_trips"]] == ["bad reply", "bad reply"]
+
+
+def test_simulate_malformed_url_is_a_usage_error(run: Run) -> None:
+    code, out, err = run("simulate", "http://[::1/w", *CREDENTIALS)
+    assert (code, out) == (2, "") and "http://" in err

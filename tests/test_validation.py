@@ -126,6 +126,8 @@ def test_receive_id_accepted(value: Any, required: bool) -> None:
         pytest.param("ww01 23", True, "white space in the id", id="inner-space"),
         pytest.param([f"{CORP_ID}\n"], True, "white space in the id", id="newline-in-list"),
         pytest.param([CORP_ID, 7], True, "holds 7, not a string", id="int-in-list"),
+        pytest.param("ww\x00", False, "control character", id="nul"),
+        pytest.param("ww\udcff", False, "undecodable byte", id="surrogate-escape"),
         pytest.param([], False, "must be a string or a list of strings", id="empty-list"),
         pytest.param(None, False, "must be a string or a list of strings", id="none"),
     ],
