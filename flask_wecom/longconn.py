@@ -476,6 +476,9 @@ class LongConnection:
         #: ``subscribed``, ``drops``, ``auth_failures``, ``recovered``.
         self.stats: Counter[str] = Counter()
         self._executor: ThreadPoolExecutor | None = None
+        #: Store and download work, apart from handlers: busy handlers never delay the lease.
+        self._io: ThreadPoolExecutor | None = None
+        self._stop_requested = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = asyncio.Event()
         self._session: _Session | None = None
@@ -498,7 +501,10 @@ class LongConnection:
         """
         self._loop = asyncio.get_running_loop()
         self._stopping, self._ready = asyncio.Event(), asyncio.Event()
+        if self._stop_requested.is_set():
+            self._stopping.set()
         self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="flask-wecom-bot")
+        self._io = ThreadPoolExecutor(4, thread_name_prefix="flask-wecom-bot-io")
         self._started.set()
         try:
             while not self._stopping.is_set():
@@ -508,6 +514,7 @@ class LongConnection:
                     break
         finally:
             await self._shutdown()
+            self._stop_requested.clear()
 
     def run_forever(self) -> None:
         """Run until SIGTERM or SIGINT (then stop gracefully and hand over)."""
@@ -540,6 +547,7 @@ class LongConnection:
         From another thread (after :meth:`start`) it waits up to ``timeout`` seconds and
         raises what ended the connection, if anything did.
         """
+        self._stop_requested.set()  # seen by a run() that has not started yet
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closed already
                 self._loop.call_soon_threadsafe(self._stopping.set)
@@ -795,8 +803,9 @@ class LongConnection:
                 await self._in_thread(self.lease.release)
         if self.dedup is not None:
             await self._in_thread(self.dedup.flush)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._executor, self._io):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     # -- callbacks ----------------------------------------------------------------------------
 
@@ -808,7 +817,7 @@ class LongConnection:
 
     async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, func, *args)
+        return await loop.run_in_executor(self._io, func, *args)
 
     async def _store_call(self, func: Callable[..., T], *args: Any) -> T:
         """Run store work inline for a memory store (no I/O), else on the pool."""

@@ -41,6 +41,7 @@ from flask_wecom.replies import (
     WelcomeTextReply,
     parse_reply,
 )
+from flask_wecom.stores import RedisStore
 from flask_wecom.testing import (
     CallbackSigner,
     WeComTestClient,
@@ -555,3 +556,26 @@ def test_the_core_imports_without_websockets() -> None:
     )
     result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True)
     assert (result.returncode, result.stdout) == (0, "needs websockets\n"), result.stderr
+
+
+def test_busy_handler_threads_never_delay_the_lease(
+    server: FakeLongConnServer, redis_url: str
+) -> None:
+    bot = BotReceiver()
+
+    @bot.message("text")
+    def slow(message: Message) -> str:
+        time.sleep(1.5)  # the only handler thread, three lease periods long
+        return "done"
+
+    options: dict[str, Any] = {"lease_ttl": 0.5, "standby_poll": 0.05, "threads": 1}
+    with running(bot, server, store=RedisStore(redis_url), **options):
+        standby = LongConnection(
+            bot, BOT, SECRET, url=server.url, store=RedisStore(redis_url), **options
+        ).start()
+        try:
+            req_id = server.push_message("work")
+            assert server.wait_for(lambda: server.stream_text(req_id)) == "done"
+            assert (server.subscribes, server.kicks) == (1, 0)
+        finally:
+            standby.stop(5)
