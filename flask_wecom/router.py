@@ -1,3 +1,5 @@
+# mypy: disable-error-code="overload-overlap"
+# (a Literal name is narrower than str on purpose: it gets the typed decorator)
 """Route parsed callbacks to handlers: by message type, event, event key, content, and more.
 
 Framework-free: the Flask extension uses it, and a plain WSGI app behind
@@ -29,17 +31,85 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypedDict,
+    TypeVar,
+    overload,
+)
 
+from . import messages as m
 from .messages import Message
 
-__all__ = ["Handler", "Pattern", "Router", "Rule", "RuleMatch"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "EventOptions",
+    "Handler",
+    "HandlerDecorator",
+    "InfoTypeOptions",
+    "MessageOptions",
+    "Pattern",
+    "Router",
+    "Rule",
+    "RuleMatch",
+]
 
 #: A handler takes the message (plus any regex groups) and returns a reply or None.
 Handler = Callable[..., Any]
 #: An exact string, or a compiled pattern to search for.
 Pattern = str | re.Pattern[str]
 H = TypeVar("H", bound=Handler)
+M = TypeVar("M", bound=Message)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class HandlerDecorator(Protocol[M]):
+    """The type of a decorator for callbacks parsed into ``M``: it takes a handler whose first
+    parameter accepts ``M`` (annotated ``M`` or a base of it) and returns it unchanged.
+
+    :meth:`Router.message`, :meth:`Router.event` and :meth:`Router.info_type` return one for a
+    name that always parses into one model (``"click"``: :class:`~flask_wecom.messages.ClickEvent`),
+    so that ``mypy --strict`` checks the handler's annotation, and with it its attribute names.
+    Names shared by several models (``"text"``: app and AI bot) keep an untyped decorator.
+    """
+
+    def __call__(
+        self, handler: Callable[Concatenate[M, P], R], /
+    ) -> Callable[Concatenate[M, P], R]: ...
+
+
+class MessageOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Router.message`."""
+
+    content: Pattern | None
+    agent_id: int | None
+    when: Callable[[Message], bool] | None
+    deferred: bool
+
+
+class EventOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Router.event`."""
+
+    key: Pattern | None
+    change_type: str | None
+    agent_id: int | None
+    when: Callable[[Message], bool] | None
+    deferred: bool
+
+
+class InfoTypeOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Router.info_type`."""
+
+    change_type: str | None
+    when: Callable[[Message], bool] | None
 
 
 @dataclass(frozen=True)
@@ -147,6 +217,28 @@ class Router:
 
         return decorate
 
+    @overload
+    def message(
+        self, type: Literal["file"], **options: Unpack[MessageOptions]
+    ) -> HandlerDecorator[m.BotFileMessage]: ...
+    @overload
+    def message(
+        self, type: Literal["link"], **options: Unpack[MessageOptions]
+    ) -> HandlerDecorator[m.LinkMessage]: ...
+    @overload
+    def message(
+        self, type: Literal["location"], **options: Unpack[MessageOptions]
+    ) -> HandlerDecorator[m.LocationMessage]: ...
+    @overload
+    def message(
+        self, type: Literal["mixed"], **options: Unpack[MessageOptions]
+    ) -> HandlerDecorator[m.BotMixedMessage]: ...
+    @overload
+    def message(
+        self, type: Literal["stream"], **options: Unpack[MessageOptions]
+    ) -> HandlerDecorator[m.BotStreamRefresh]: ...
+    @overload
+    def message(self, type: str, **options: Unpack[MessageOptions]) -> Callable[[H], H]: ...
     def message(
         self,
         type: str,
@@ -161,6 +253,152 @@ class Router:
             type=type, content=content, agent_id=agent_id, when=when, deferred=deferred
         )
 
+    @overload
+    def event(
+        self,
+        event: Literal[
+            "active_restored",
+            "change_app_admin",
+            "close_inactive_agent",
+            "low_active",
+            "reopen_inactive_agent",
+            "share_agent_change",
+            "share_chain_change",
+        ],
+        **options: Unpack[EventOptions],
+    ) -> HandlerDecorator[m.Event]: ...
+    @overload
+    def event(
+        self,
+        event: Literal["add_schedule", "delete_schedule", "modify_schedule"],
+        **options: Unpack[EventOptions],
+    ) -> HandlerDecorator[m.ScheduleEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["batch_job_result"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.BatchJobResultEvent]: ...
+    @overload
+    def event(
+        self,
+        event: Literal["book_meeting_room", "cancel_meeting_room"],
+        **options: Unpack[EventOptions],
+    ) -> HandlerDecorator[m.MeetingRoomEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["change_external_chat"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.ExternalChatEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["change_external_contact"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.ExternalContactEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["change_external_tag"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.ExternalTagEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["change_school_contact"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.SchoolContactEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["click"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.ClickEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["customer_acquisition"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.CustomerAcquisitionEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["delete_calendar", "modify_calendar"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.CalendarEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["enter_agent"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.EnterAgentEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["enter_chat"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.BotEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["feedback_event"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.BotFeedbackEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["inactive_alert", "low_active_alert"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.InactiveAlertEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["kf_account_auth_change"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.KfAccountAuthChangeEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["kf_msg_or_event"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.KfMsgOrEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["living_status_change"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.LivingStatusChangeEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["location"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.LocationEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["location_select"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.LocationSelectEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["msgaudit_notify"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.MsgAuditNotifyEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["open_approval_change"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.OpenApprovalChangeEvent]: ...
+    @overload
+    def event(
+        self,
+        event: Literal["pic_photo_or_album", "pic_sysphoto", "pic_weixin"],
+        **options: Unpack[EventOptions],
+    ) -> HandlerDecorator[m.SendPicsEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["scancode_push", "scancode_waitmsg"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.ScanCodeEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["subscribe"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.SubscribeEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["sys_approval_change"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.SysApprovalChangeEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["taskcard_click"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.TaskCardClickEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["template_card_menu_event"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.TemplateCardEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["unsubscribe"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.UnsubscribeEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["upload_media_job_finish"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.UploadMediaJobFinishEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["view"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.ViewEvent]: ...
+    @overload
+    def event(
+        self, event: Literal["view_miniprogram"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.ViewMiniprogramEvent]: ...
+    @overload
+    def event(self, event: str, **options: Unpack[EventOptions]) -> Callable[[H], H]: ...
     def event(
         self,
         event: str,
@@ -181,6 +419,56 @@ class Router:
             deferred=deferred,
         )
 
+    @overload
+    def info_type(
+        self,
+        info_type: Literal["cancel_auth", "change_auth", "create_auth", "reset_permanent_code"],
+        **options: Unpack[InfoTypeOptions],
+    ) -> HandlerDecorator[m.SuiteAuthChange]: ...
+    @overload
+    def info_type(
+        self,
+        info_type: Literal["change_app_admin", "share_agent_change"],
+        **options: Unpack[InfoTypeOptions],
+    ) -> HandlerDecorator[m.SuiteCallback]: ...
+    @overload
+    def info_type(
+        self, info_type: Literal["change_external_chat"], **options: Unpack[InfoTypeOptions]
+    ) -> HandlerDecorator[m.SuiteExternalChatChange]: ...
+    @overload
+    def info_type(
+        self, info_type: Literal["change_external_contact"], **options: Unpack[InfoTypeOptions]
+    ) -> HandlerDecorator[m.SuiteExternalContactChange]: ...
+    @overload
+    def info_type(
+        self, info_type: Literal["change_external_tag"], **options: Unpack[InfoTypeOptions]
+    ) -> HandlerDecorator[m.SuiteExternalTagChange]: ...
+    @overload
+    def info_type(
+        self, info_type: Literal["change_school_contact"], **options: Unpack[InfoTypeOptions]
+    ) -> HandlerDecorator[m.SuiteSchoolContactChange]: ...
+    @overload
+    def info_type(
+        self, info_type: Literal["change_school_contact_batch"], **options: Unpack[InfoTypeOptions]
+    ) -> HandlerDecorator[m.SuiteSchoolContactBatch]: ...
+    @overload
+    def info_type(
+        self, info_type: Literal["conversation_new_message"], **options: Unpack[InfoTypeOptions]
+    ) -> HandlerDecorator[m.SuiteConversationNewMessage]: ...
+    @overload
+    def info_type(
+        self, info_type: Literal["customer_acquisition"], **options: Unpack[InfoTypeOptions]
+    ) -> HandlerDecorator[m.SuiteCustomerAcquisition]: ...
+    @overload
+    def info_type(
+        self, info_type: Literal["register_corp"], **options: Unpack[InfoTypeOptions]
+    ) -> HandlerDecorator[m.SuiteRegisterCorp]: ...
+    @overload
+    def info_type(
+        self, info_type: Literal["suite_ticket"], **options: Unpack[InfoTypeOptions]
+    ) -> HandlerDecorator[m.SuiteTicket]: ...
+    @overload
+    def info_type(self, info_type: str, **options: Unpack[InfoTypeOptions]) -> Callable[[H], H]: ...
     def info_type(
         self,
         info_type: str,

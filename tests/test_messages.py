@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import time
 import tracemalloc
+import typing
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +22,7 @@ from flask_wecom import messages as m
 from flask_wecom import model
 from flask_wecom.errors import ParseError, PayloadTooLarge
 from flask_wecom.messages import Message, parse_message, registered_paths, snake_case
+from flask_wecom.router import Router
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -1688,3 +1691,100 @@ def test_every_model_has_an_official_doc_link() -> None:
 
 if __name__ == "__main__":
     print(callback_table_markdown())
+
+
+def overload_names(method: Callable[..., Any]) -> dict[str, str]:
+    """Name -> model class name, read from the ``Literal`` overloads of a Router decorator."""
+    table = {}
+    for variant in typing.get_overloads(method):
+        hints = variant.__annotations__
+        names = next(iter(hints.values()))
+        if names.startswith("Literal["):
+            model_name = hints["return"].removeprefix("HandlerDecorator[m.").removesuffix("]")
+            for name in re.findall(r"['\"](\w+)['\"]", names):
+                table[name] = model_name
+    return table
+
+
+def single_model_names(
+    channels: set[str], name_at: Callable[[list[str]], str | None]
+) -> dict[str, str]:
+    """Names that always parse into one model across ``channels``: name -> model class name."""
+    models: dict[str, set[str]] = {}
+    for (channel, path), model_class in registered_paths().items():
+        name = name_at(path.split("/"))
+        if channel in channels and name:
+            models.setdefault(name, set()).add(model_class.__name__)
+    return {name: found.pop() for name, found in models.items() if len(found) == 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        pytest.param(
+            Router.event,
+            single_model_names(
+                {"app", "aibot"}, lambda p: p[1] if p[0] == "event" and len(p) > 1 else None
+            ),
+            id="event",
+        ),
+        pytest.param(
+            Router.message,
+            single_model_names({"app", "aibot"}, lambda p: p[0] if len(p) == 1 else None),
+            id="message",
+        ),
+        pytest.param(
+            Router.info_type, single_model_names({"suite"}, lambda p: p[0]), id="info_type"
+        ),
+    ],
+)
+def test_typed_decorators_follow_the_registry(
+    method: Callable[..., Any], expected: dict[str, str]
+) -> None:
+    """Each name that always parses into one model has an overload typed with that model."""
+    expected.pop("event", None)  # the bare message type "event" is every event
+    assert overload_names(method) == expected
+
+
+TYPED_HANDLERS = """
+import re
+from flask_wecom.messages import ClickEvent, LocationEvent, Message, TextMessage
+from flask_wecom.router import Router
+
+router = Router()
+
+@router.event("click")
+def clicked(message: ClickEvent) -> str:
+    return message.event_key or ""
+
+@router.event("click", key=re.compile("(.*)"))
+def clicked_with_group(message: Message, group: str) -> str:
+    return group
+
+@router.message("text")
+def texted(message: TextMessage) -> str:
+    return message.content or ""
+
+@router.event("location")
+def located(message: ClickEvent) -> None:  # error: the wrong model
+    pass
+
+@router.event("click")
+def misspelt(message: ClickEvent) -> object:
+    return message.evnt_key  # error: no such field
+
+reveal_type(clicked)
+"""
+
+
+def test_mypy_checks_handlers_against_their_model(tmp_path: Path) -> None:
+    """mypy --strict accepts matching handlers and catches a wrong model and a typo."""
+    api = pytest.importorskip("mypy.api")
+    handlers = tmp_path / "handlers.py"
+    handlers.write_text(TYPED_HANDLERS, "utf-8")
+    out, _, status = api.run(["--strict", "--cache-dir", str(tmp_path / "cache"), str(handlers)])
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert status == 1 and len(errors) == 2, out
+    assert 'expected "Callable[[LocationEvent], None]"' in errors[0], out
+    assert '"ClickEvent" has no attribute "evnt_key"' in errors[1], out
+    assert 'Revealed type is "def (flask_wecom.messages.ClickEvent) -> ' in out, out
