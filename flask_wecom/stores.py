@@ -244,7 +244,10 @@ class RedisStore:
     ...]``                                                        these nodes (``rediss+``: TLS)
     ============================================================  ===============================
 
-    The password in a Sentinel URL is the master's; the sentinels are asked without one.
+    The password in a Sentinel URL is the master's; the sentinels are asked without one. A
+    Cluster client asks a node for the cluster's layout when it is built, so building the
+    store from a ``redis+cluster://`` URL raises if no node answers; a server or Sentinel
+    store connects on first use.
 
     ``add`` is ``SET NX PX``; ``compare_and_set`` is a Lua script run with ``EVALSHA``
     (through a redis-py :class:`~redis.commands.core.Script`, which loads it again after a
