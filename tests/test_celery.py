@@ -15,9 +15,9 @@ from celery import Celery
 
 from flask_wecom.celery_deferrer import TASK_NAME, CeleryDeferrer
 from flask_wecom.deferral import run_deferred
-from flask_wecom.testing import CallbackSigner, WeComTestClient
-from tests.support.fake_wecom_api import FAKE_CORP_ID, FakeWeComAPI, wecom_settings
+from tests.support.fake_wecom_api import FakeWeComAPI, wecom_settings
 from tests.test_crypto import KEY, TOKEN
+from tests.test_rq import send_with_retries
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,12 +44,7 @@ def test_deferred_handler_runs_once_on_a_celery_worker(
 ) -> None:
     from tests.apps.celery_app import app
 
-    signer = CallbackSigner(TOKEN, KEY, FAKE_CORP_ID)
-    client = WeComTestClient(app, signer)
-    first = signer.text("Q4", from_user="zhaoliu")
-    for request in [first, signer.resend(first), signer.resend(first)]:  # WeCom's retries
-        response = client.send(request)
-        assert (response.status, response.body) == (200, b"")
+    send_with_retries(app, "Q4")
     assert queued(settings["WECOM_REDIS_URL"]) == 1  # the retries were answered, not queued
     assert fake_wecom_api.state()["messages"] == []  # nothing ran in the web process
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from flask_wecom.rq import RQDeferrer
 from flask_wecom.testing import CallbackSigner, WeComTestClient
@@ -22,6 +23,17 @@ from tests.test_deferred import sent_messages
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def send_with_retries(app: Flask, content: str) -> None:
+    """Send a text from zhaoliu as WeCom does when no answer comes: three times in all.
+    Each is answered at once and empty (the handler is deferred)."""
+    signer = CallbackSigner(TOKEN, KEY, FAKE_CORP_ID)
+    client = WeComTestClient(app, signer)
+    first = signer.text(content, from_user="zhaoliu")
+    for request in [first, signer.resend(first), signer.resend(first)]:
+        response = client.send(request)
+        assert (response.status, response.body) == (200, b"")
+
+
 def test_deferred_handler_runs_on_an_rq_worker(
     fake_wecom_api: FakeWeComAPI, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -34,12 +46,7 @@ def test_deferred_handler_runs_on_an_rq_worker(
     monkeypatch.delitem(sys.modules, "tests.apps.rq_app", raising=False)
     from tests.apps.rq_app import app, queue
 
-    signer = CallbackSigner(TOKEN, KEY, FAKE_CORP_ID)
-    client = WeComTestClient(app, signer)
-    first = signer.text("Q3", from_user="zhaoliu")
-    for request in [first, signer.resend(first), signer.resend(first)]:  # WeCom's retries
-        response = client.send(request)
-        assert (response.status, response.body) == (200, b"")
+    send_with_retries(app, "Q3")
     assert len(queue) == 1  # the retries were answered, not queued
     assert fake_wecom_api.state()["messages"] == []  # nothing ran in the web process
 
