@@ -29,9 +29,17 @@ to reach WeCom, an HTTP error status or an answer that is not a JSON object rais
 
 **Secrets.** ``access_token`` and ``corpsecret`` travel in the query string, so no message
 or log line of this module contains a URL's query, and :class:`TransportError` does not
-chain the requests exception (whose text quotes the full URL). urllib3 itself logs request
-lines, query included, on the ``urllib3.connectionpool`` logger at DEBUG level: keep that
-logger above DEBUG in production.
+chain the requests exception (whose text quotes the full URL). urllib3 logs request lines,
+query included, at DEBUG level: importing this module installs
+:class:`~flask_wecom.redact.RedactingFilter` on urllib3's loggers and on this module's,
+so ``corpsecret=`` and ``access_token=`` values read ``[REDACTED]`` even at DEBUG.
+
+**Where requests go.** The API base URL must be ``https://``; plain ``http://`` is
+accepted only to a loopback address (a local TLS-terminating proxy, a test fake) or with
+``allow_http=True``. A ``response_url`` (AI bots) must be ``https://`` on an origin of
+:data:`RESPONSE_URL_ORIGINS` (WeCom's ``https://qyapi.weixin.qq.com``; add a private
+deployment's origin there, or pass ``origins=``): a callback cannot make this server post
+to 127.0.0.1 or another host. No request follows a redirect.
 
 Needs the ``client`` extra (``pip install 'flask-wecom[client]'``) for requests. Imports
 nothing from Flask.
@@ -41,16 +49,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
-from .errors import APIError, TransportError
+from .errors import APIError, TransportError, WeComError
 from .menu import validate_menu
+from .redact import install_redaction
 from .replies import ImageReply, NewsReply, Reply, TextReply, VideoReply, VoiceReply
 from .stores import MemoryStore, Store
 
@@ -60,14 +71,26 @@ except ImportError:  # without the `client` extra; WeComClient() says how to ins
     requests = None  # type: ignore[assignment]
 
 __all__ = [
+    "RESPONSE_URL_ORIGINS",
     "RETRY_ERRCODES",
     "TOKEN_INVALID_ERRCODES",
     "TransportError",
-    "post_response_url",
+    "UnsafeURLError",
     "WeComClient",
+    "check_api_base_url",
+    "check_response_url",
+    "post_response_url",
 ]
 
 logger = logging.getLogger(__name__)
+#: urllib3's loggers that print request URLs (query strings included) at DEBUG level.
+URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry")
+install_redaction(logger, *URLLIB3_LOGGERS)
+
+#: The origins (scheme://host[:port]) a ``response_url`` may point to. WeCom's cloud sends
+#: ``https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=...`` (doc 101138);
+#: a private deployment (私有化部署) adds its own origin at start-up.
+RESPONSE_URL_ORIGINS: tuple[str, ...] = ("https://qyapi.weixin.qq.com",)
 
 #: Called with the path and errcode of every answer of the WeCom API (gettoken included).
 ANSWER_HOOKS: list[Callable[[str, int], None]] = []
@@ -130,7 +153,8 @@ class WeComClient:
     :param corp_id: the enterprise id (企业ID, corpid).
     :param secret: the app's secret (应用Secret, corpsecret). Never logged.
     :param agent_id: the app's AgentId, needed for messages and menus.
-    :param base_url: scheme and host of the API; tests point it at a fake server.
+    :param base_url: scheme and host of the API (a private deployment's, a test fake's);
+        ``https://``, or ``http://`` to a loopback address.
     :param store: where the access token and its refresh lock live; by default a
         :class:`~flask_wecom.stores.MemoryStore` shared by this process's clients.
     :param session: the requests session to send with; by default a new one, closed by
@@ -138,8 +162,11 @@ class WeComClient:
     :param timeout: seconds to wait for WeCom to connect and to answer, per request.
     :param clock: wall-clock seconds (shared with other hosts through the store).
     :param sleep: pauses between retries and while waiting for another caller's refresh.
+    :param allow_http: accept an ``http://`` base URL on any host; the secret and tokens
+        then cross the network in clear text. For tests and trusted networks only.
     :raises ImportError: requests is not installed.
-    :raises ValueError: corp_id or secret is empty, or timeout is not positive.
+    :raises ValueError: corp_id or secret is empty, timeout is not positive, or base_url
+        is not an acceptable URL (:class:`UnsafeURLError`).
     """
 
     #: Refresh the token this many seconds before it expires (at most half its lifetime).
@@ -168,6 +195,7 @@ class WeComClient:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        allow_http: bool = False,
     ) -> None:
         if requests is None:
             raise ImportError("WeComClient needs requests: pip install 'flask-wecom[client]'")
@@ -180,7 +208,7 @@ class WeComClient:
         #: The app's AgentId, or None.
         self.agent_id = agent_id
         #: Scheme and host of the API, without a trailing slash.
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_api_base_url(base_url, allow_http=allow_http).rstrip("/")
         #: Seconds to wait for WeCom per request.
         self.timeout = timeout
         self._secret = secret
@@ -569,6 +597,7 @@ def _exchange(
             data=data,
             headers=_JSON_HEADERS if data is not None else None,
             timeout=timeout,
+            allow_redirects=False,  # a 3xx is an HTTP error status below, never followed
         )
     except requests.RequestException as error:
         raise TransportError(f"{where} failed: {type(error).__name__}") from None
@@ -589,15 +618,20 @@ def post_response_url(
     *,
     timeout: float = 10.0,
     session: requests.Session | None = None,
+    origins: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """An AI bot's active reply (doc 101138): POST plain JSON to a callback's ``response_url``.
 
     Each ``response_url`` works once, within an hour. Errors never show the URL,
-    whose ``response_code`` is as good as a password for that one reply.
+    whose ``response_code`` is as good as a password for that one reply. The URL is
+    checked first (:func:`check_response_url`) and redirects are not followed.
 
+    :param origins: the accepted origins; by default :data:`RESPONSE_URL_ORIGINS`.
+    :raises UnsafeURLError: the URL is not https on an accepted origin; nothing was sent.
     :raises APIError: WeCom answered a non-zero errcode.
     :raises TransportError: WeCom could not be reached.
     """
+    check_response_url(url, RESPONSE_URL_ORIGINS if origins is None else origins)
     if requests is None:
         raise ImportError(
             "posting to response_url needs requests: pip install 'flask-wecom[client]'"
@@ -611,3 +645,80 @@ def post_response_url(
     if answer["errcode"] != 0:
         raise APIError(answer["errcode"], str(answer.get("errmsg", "")))
     return answer
+
+
+class UnsafeURLError(WeComError, ValueError):
+    """A URL this library would send secrets or replies to is not an acceptable one:
+    not https, not an accepted host, or written so that parsers may disagree on its host.
+    The message never holds the URL's query (a ``response_code`` is a one-time secret)."""
+
+    reason = "unsafe_url"
+
+
+def _origin(parts: SplitResult) -> str:
+    """``scheme://host:port`` of a parsed URL, lower-cased, with the scheme's default port."""
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def _split(url: str, what: str) -> SplitResult:
+    """Parse ``url``; refuse what parsers read differently (user info, backslashes,
+    white space, control characters) and what is not http(s) with a host."""
+    if "\\" in url or not url.isprintable() or any(c.isspace() for c in url):
+        raise UnsafeURLError(f"{what} holds a backslash, white space or a control character")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise UnsafeURLError(f"{what} is not a valid URL") from None
+    if "@" in parts.netloc:
+        raise UnsafeURLError(f"{what} holds user info (user@host)")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnsafeURLError(f"{what} must be an https:// URL with a host name")
+    return parts
+
+
+def check_response_url(url: str, origins: Collection[str] = RESPONSE_URL_ORIGINS) -> None:
+    """Refuse a ``response_url`` that is not on one of ``origins`` (https by default).
+
+    An origin is ``scheme://host[:port]``; the URL must match one exactly (no sub-domains,
+    default ports implied). An ``http://`` origin in ``origins`` is an explicit allowance
+    (a loopback fake in tests).
+
+    :raises UnsafeURLError: the URL is malformed or on another origin.
+    """
+    parts = _split(url, "response_url")
+    if _origin(parts) not in {_origin(_split(origin, "an origin")) for origin in origins}:
+        raise UnsafeURLError(
+            f"response_url points to {parts.scheme}://{parts.hostname}, not to an accepted "
+            "origin (flask_wecom.client.RESPONSE_URL_ORIGINS)"
+        )
+
+
+def check_api_base_url(url: str, *, allow_http: bool = False) -> str:
+    """Check the API base URL (``WECOM_API_BASE_URL``); return it unchanged.
+
+    ``https://`` always; ``http://`` only to a loopback address (127.0.0.0/8, ::1,
+    localhost) or with ``allow_http``. No query or fragment.
+
+    :raises UnsafeURLError: the URL is not acceptable.
+    """
+    parts = _split(url, "the API base URL")
+    if parts.query or parts.fragment:
+        raise UnsafeURLError("the API base URL must not hold a query or fragment")
+    if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname or "")):
+        raise UnsafeURLError(
+            "the API base URL must be https:// (the secret and access tokens travel in it); "
+            "http:// is accepted only to a loopback address, or with allow_http=True"
+        )
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

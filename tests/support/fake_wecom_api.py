@@ -494,9 +494,16 @@ class FakeWeComAPIProcess(FakeWeComAPIRemote):
 
 
 @pytest.fixture
-def fake_wecom_api() -> Iterator[FakeWeComAPI]:
-    """A fresh fake WeCom API on 127.0.0.1, serving from a thread, with the FAKE_* credentials."""
+def fake_wecom_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWeComAPI]:
+    """A fresh fake WeCom API on 127.0.0.1, serving from a thread, with the FAKE_* credentials.
+
+    Its ``http://`` origin is added to the accepted ``response_url`` origins (as a private
+    deployment adds its own), so AI-bot active replies reach it.
+    """
+    from flask_wecom import client
+
     with FakeWeComAPI() as api:
+        monkeypatch.setattr(client, "RESPONSE_URL_ORIGINS", (*client.RESPONSE_URL_ORIGINS, api.url))
         yield api
 
 
