@@ -7,6 +7,9 @@ holding the text. Measured at the server: messages per second, and the latency f
 push to the reply frame (p50, p99). Also the client process's CPU time per message (from
 /proc), which the other load on a shared machine disturbs less than wall-clock figures.
 
+The server process's CPU per message is printed too: the fake server is in the loop for
+every client, and a client that sends its replies in bursts costs it less per message.
+
 Clients, each in its own process, in interleaved rounds (best round of each is reported):
 
 * ``flask_wecom``: :class:`~flask_wecom.longconn.LongConnection`, a plain (sync) handler on
@@ -127,6 +130,7 @@ class Round:
     seconds: float
     latencies: list[float]
     cpu_seconds: float
+    server_cpu_seconds: float
 
     @property
     def rate(self) -> float:
@@ -136,7 +140,8 @@ class Round:
         p50, p99 = (percentile(self.latencies, f) * 1e3 for f in (0.5, 0.99))
         return (
             f"{self.client:<18} {self.rate:>9.0f} msg/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
-            f"  client CPU {self.cpu_seconds / self.messages * 1e6:6.0f} µs/msg"
+            f"  CPU µs/msg: client {self.cpu_seconds / self.messages * 1e6:4.0f}"
+            f", server {self.server_cpu_seconds / self.messages * 1e6:4.0f}"
         )
 
 
@@ -186,9 +191,10 @@ def one_round(
     try:
         server.wait_for(lambda: server.owners() == 1, timeout=30)
         drive(server, 200, concurrency)  # warm-up
-        cpu_before = process_cpu_seconds([process.pid])
+        cpu_before, server_before = process_cpu_seconds([process.pid]), time.process_time()
         seconds, latencies = drive(server, messages, concurrency)
         cpu = process_cpu_seconds([process.pid]) - cpu_before
+        server_cpu = time.process_time() - server_before
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -197,7 +203,7 @@ def one_round(
             process.kill()
             process.wait()
         server.wait_for(lambda: server.owners() == 0, timeout=10)
-    return Round(client, messages, seconds, latencies, cpu)
+    return Round(client, messages, seconds, latencies, cpu, server_cpu)
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
