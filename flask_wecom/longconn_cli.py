@@ -26,6 +26,7 @@ Needs the ``longconn`` extra (``pip install 'flask-wecom[longconn]'``).
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 from collections.abc import Mapping
@@ -43,15 +44,26 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def load_target(target: str) -> Any:
-    """Import ``module:attribute``; call the attribute if it is a factory."""
+    """Import ``module:attribute``; call the attribute if it is a factory (no arguments)."""
     module_name, _, attribute = target.partition(":")
     try:
         found = getattr(importlib.import_module(module_name), attribute or "app")
+        if _is_factory(found):
+            found = found()
     except (ImportError, AttributeError) as exc:
         raise click.UsageError(f"cannot load {target!r}: {exc}") from exc
-    if callable(found) and not isinstance(found, Router) and not hasattr(found, "wsgi_app"):
-        found = found()
+    except WeComError as exc:  # the app's own settings are incomplete
+        raise click.UsageError(f"{target!r}: {exc}") from exc
     return found
+
+
+def _is_factory(found: Any) -> bool:
+    if not inspect.isfunction(found):
+        return False
+    parameters = inspect.signature(found).parameters.values()
+    return all(
+        p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters
+    )
 
 
 def _setting(config: Mapping[str, Any], key: str) -> str:

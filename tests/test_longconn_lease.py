@@ -235,3 +235,48 @@ def test_beside_gunicorn_one_worker_holds_the_bot_and_all_serve_the_webhook(
         assert isinstance(reply, StreamReply)
         assert reply.content.startswith("over the webhook from ")
     server.wait_for(lambda: server.owners() == 0, timeout=10)  # stopped with the workers
+
+
+def test_the_command_runs_a_bare_receiver_and_stops_on_sigterm(
+    group: Group, server: FakeLongConnServer
+) -> None:
+    env = {k: v for k, v in group.env.items() if k != "WECOM_REDIS_URL"}  # one process, memory
+    command = [sys.executable, "-m", "flask_wecom", "longconn", "--app"]
+    with subprocess.Popen(
+        [*command, "tests.support.longconn_app:plain"], env=env, stderr=subprocess.PIPE
+    ) as process:
+        server.wait_for(lambda: server.owners() == 1, timeout=30)
+        _, pid = group.ask("bare")
+        assert pid == process.pid
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert process.stderr is not None and b"Traceback" not in process.stderr.read()
+
+
+@pytest.mark.parametrize(
+    ("target", "drop", "message"),
+    [
+        pytest.param(
+            "tests.support.longconn_app:plain", "WECOM_AIBOT_BOT_ID", "BOT_ID", id="no-bot-id"
+        ),
+        pytest.param("tests.support.longconn_app:nothing", "", "cannot load", id="no-such-name"),
+        pytest.param("no_such_module:app", "", "cannot load", id="no-such-module"),
+        pytest.param(
+            "tests.support.longconn_app:app", "WECOM_AIBOT_TOKEN", "TOKEN", id="app-config-error"
+        ),
+        pytest.param("tests.support.longconn_app:note", "", "neither", id="not-a-bot"),
+    ],
+)
+def test_the_command_refuses_bad_settings_with_a_usage_error(
+    group: Group, target: str, drop: str, message: str
+) -> None:
+    env = {k: v for k, v in group.env.items() if k != drop}
+    result = subprocess.run(
+        [sys.executable, "-m", "flask_wecom", "longconn", "--app", target],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

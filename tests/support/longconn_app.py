@@ -13,6 +13,7 @@ import time
 from flask import Flask
 
 from flask_wecom import AIBot
+from flask_wecom.aibot import BotReceiver
 from flask_wecom.messages import Message
 
 app = Flask(__name__)
@@ -34,3 +35,8 @@ def answer(message: Message) -> str:
         time.sleep(float(content.split()[1]))
     note("done", message)
     return f"{content} from {os.getpid()}"
+
+
+#: The same handler on a bare receiver (``--app tests.support.longconn_app:plain``).
+plain = BotReceiver()
+plain.message("text")(answer)
