@@ -117,6 +117,8 @@ __all__ = [
     "SuiteExternalChatChange",
     "SuiteExternalContactChange",
     "SuiteExternalTagChange",
+    "SuiteLicenseOrder",
+    "SuiteOrderChange",
     "SuiteRegisterCorp",
     "SuiteSchoolContactBatch",
     "SuiteSchoolContactChange",
@@ -835,6 +837,8 @@ class SuiteCallback(Message):
     suite_id: str | None = None
     auth_corp_id: str | None = None
     time_stamp: int | None = None
+    #: The provider's CorpID, in callbacks sent to the provider rather than to one suite.
+    service_corp_id: str | None = None
 
 
 @register("suite", "suite_ticket", doc="90628")
@@ -957,12 +961,46 @@ class SuiteRegisterCorp(SuiteCallback):
     company; there is no SuiteId.
     """
 
-    service_corp_id: str | None = None
     register_code: str | None = None
     contact_sync: ContactSync | None = None
     auth_user_info: UserRef | None = None
     state: str | None = None
     template_id: str | None = None
+
+
+@register("suite", "open_order", doc="99387")
+@register("suite", "change_order", doc="91930")
+@register("suite", "pay_for_app_success", doc="99389")
+@register("suite", "refund", doc="91932")
+@register("suite", "cancel_order", doc="99353")
+@dataclass(frozen=True, kw_only=True)
+class SuiteOrderChange(SuiteCallback):
+    """An app order placed, repriced, paid, refunded or cancelled (收银台: 应用版本回调通知).
+
+    ``change_order`` carries ``old_order_id`` and ``new_order_id``, the others ``order_id``.
+    """
+
+    paid_corp_id: str | None = None
+    order_id: str | None = None
+    operator_id: str | None = None
+    old_order_id: str | None = None
+    new_order_id: str | None = None
+
+
+@register("suite", "license_refund", doc="95805")
+@register("suite", "advanced_api_pay_success", doc="101401")
+@register("suite", "advanced_api_refund", doc="101402")
+@dataclass(frozen=True, kw_only=True)
+class SuiteLicenseOrder(SuiteCallback):
+    """An order for interface licences or advanced APIs paid or refunded (订单回调).
+
+    Sent to the provider's system event URL; ``order_status`` 1 refunded, 2 refund refused.
+    """
+
+    order_id: str | None = None
+    order_status: int | None = None
+    buyer_user_id: str | None = None
+    advance_api_type: int | None = None
 
 
 # --------------------------------------------------------------------------- AI bot payloads

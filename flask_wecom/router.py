@@ -428,6 +428,20 @@ class Router:
     @overload
     def info_type(
         self,
+        info_type: Literal[
+            "cancel_order", "change_order", "open_order", "pay_for_app_success", "refund"
+        ],
+        **options: Unpack[InfoTypeOptions],
+    ) -> HandlerDecorator[m.SuiteOrderChange]: ...
+    @overload
+    def info_type(
+        self,
+        info_type: Literal["advanced_api_pay_success", "advanced_api_refund", "license_refund"],
+        **options: Unpack[InfoTypeOptions],
+    ) -> HandlerDecorator[m.SuiteLicenseOrder]: ...
+    @overload
+    def info_type(
+        self,
         info_type: Literal["change_app_admin", "share_agent_change"],
         **options: Unpack[InfoTypeOptions],
     ) -> HandlerDecorator[m.SuiteCallback]: ...

@@ -38,6 +38,13 @@ CALENDAR = {**SYS_EVENT, "cal_id": "wcjgewCwAAqeJcPI1d8Pwbjt7nttzAAA"}
 SCHEDULE = {**CALENDAR, "schedule_id": "17c7d2bd9f20d652840f72f59e796AAA"}
 MEETING = {**SYS_EVENT, "meeting_room_id": "1", "meeting_id": "wmsMTlEAAAr7nG3vzqGr6IsEW1rMhAAA"}
 SUITE_CONTACT = {**SUITE, "auth_corp_id": "wxf8b4f85f3a794e77", "info_type": "change_contact"}
+ORDER = {**SUITE, "paid_corp_id": "wxf8b4f85f3a794e77", "auth_corp_id": None}
+PROVIDER = {
+    "service_corp_id": "wwddddccc7775555aab",
+    "auth_corp_id": "wxf8b4f85f3a794e77",
+    "suite_id": None,
+    "time_stamp": 1403610513,
+}
 
 
 def row(
@@ -770,6 +777,72 @@ ROWS = [
         SUITE_CONTACT,
         info_type="conversation_new_message",
         token="ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR",
+    ),
+    row(
+        "suite/open_order.xml",
+        m.SuiteOrderChange,
+        "open_order",
+        "",
+        ORDER,
+        order_id="T00000000001",
+        operator_id="zhangsan",
+    ),
+    row(
+        "suite/change_order.xml",
+        m.SuiteOrderChange,
+        "change_order",
+        "",
+        ORDER,
+        old_order_id="T00000000001",
+        new_order_id="T00000000002",
+        order_id=None,
+    ),
+    row(
+        "suite/pay_for_app_success.xml",
+        m.SuiteOrderChange,
+        "pay_for_app_success",
+        "",
+        ORDER,
+        order_id="T00000000002",
+    ),
+    row("suite/refund.xml", m.SuiteOrderChange, "refund", "", ORDER, order_id="T00000000002"),
+    row(
+        "suite/cancel_order.xml",
+        m.SuiteOrderChange,
+        "cancel_order",
+        "",
+        ORDER,
+        order_id="T00000000003",
+    ),
+    row(
+        "suite/license_refund.xml",
+        m.SuiteLicenseOrder,
+        "license_refund",
+        "",
+        PROVIDER,
+        order_id="OI00000000001",
+        order_status=1,
+    ),
+    row(
+        "suite/advanced_api_pay_success.xml",
+        m.SuiteLicenseOrder,
+        "advanced_api_pay_success",
+        "",
+        PROVIDER,
+        order_id="OA00000000001",
+        buyer_user_id="lisi",
+        advance_api_type=1,
+        order_status=None,
+    ),
+    row(
+        "suite/advanced_api_refund.xml",
+        m.SuiteLicenseOrder,
+        "advanced_api_refund",
+        "",
+        PROVIDER,
+        order_id="OA00000000001",
+        order_status=2,
+        advance_api_type=1,
     ),
     row(
         "suite/suite_ticket.xml",
