@@ -157,6 +157,10 @@ class Message(Node):
         message = parse_message(plaintext)
         if message.type == "text":
             greeting = f"{message.from_user_name} says {message.content}"
+
+    Typed fields follow the rules of this module: a value that does not fit its field's type
+    is kept as received (text, or None when blank), a field that is not a tuple takes the first
+    of a repeated element, and :attr:`raw` always holds the whole document.
     """
 
     #: Lower-cased MsgType, AI-bot ``msgtype`` or suite ``InfoType``.

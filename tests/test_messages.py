@@ -1275,6 +1275,11 @@ class TestNamingContract:
         assert [item.k for item in message.extra.item] == ["1", "2"]
         with pytest.raises(AttributeError, match="no field 'missing'"):
             _ = message.missing
+        assert (message.get("new_field"), message.get("content"), message.get("missing")) == (
+            "x",
+            "hi",
+            None,
+        )
 
     def test_repeated_element_appearing_once_is_still_a_tuple(self) -> None:
         """A typed repeated field is a tuple whether the element appears once or more."""
