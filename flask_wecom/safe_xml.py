@@ -59,12 +59,12 @@ def parse_xml(data: bytes | str, *, max_bytes: int = MAX_XML_BYTES) -> etree._El
         root = etree.fromstring(raw, _PARSER)
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise ParseError(f"malformed XML: {exc}") from exc
-    if root is None:
-        raise ParseError("empty XML document")
     docinfo: Any = root.getroottree().docinfo  # lxml-stubs lacks DocInfo.doctype
     if docinfo.doctype:
         # Reached only when the declaration was hidden from the byte check (e.g. UTF-16).
-        raise ParseError("XML documents with a DOCTYPE or ENTITY declaration are refused")
+        raise ParseError(
+            "XML documents with a DOCTYPE are refused (this one in an encoding such as UTF-16)"
+        )
     return root
 
 

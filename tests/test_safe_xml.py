@@ -20,7 +20,12 @@ from flask_wecom import safe_xml
 from flask_wecom.errors import ParseError, PayloadTooLarge
 from flask_wecom.safe_xml import MAX_XML_BYTES, cdata, parse_xml, xml_to_dict
 
+#: The byte check's refusal, before libxml2 runs.
 REFUSED = "XML documents with a DOCTYPE or ENTITY declaration are refused"
+#: The tree check's refusal, for a DOCTYPE the byte check could not see.
+REFUSED_AFTER_PARSING = (
+    "XML documents with a DOCTYPE are refused (this one in an encoding such as UTF-16)"
+)
 #: libxml2's nesting limit without XML_PARSE_HUGE (2048 with it).
 LIBXML2_MAX_DEPTH = 256
 
@@ -51,7 +56,7 @@ def test_utf16_doctype_is_refused_by_the_tree_check(document: str, encoding: str
     assert b"<!DOCTYPE" not in data and b"<!ENTITY" not in data  # passes the byte check
     with pytest.raises(ParseError) as refused:
         parse_xml(data)
-    assert str(refused.value) == REFUSED
+    assert str(refused.value) == REFUSED_AFTER_PARSING
 
 
 @pytest.mark.parametrize(
@@ -211,6 +216,7 @@ def test_malformed_documents(document: bytes | str, message: str | None) -> None
     [
         pytest.param("<xml><A>1</A><B><![CDATA[x]]></B></xml>", {"A": "1", "B": "x"}, id="flat"),
         pytest.param("<xml><A>1</A><A>2</A></xml>", {"A": ["1", "2"]}, id="repeated"),
+        pytest.param("<xml><A>1</A><A>2</A><A>3</A></xml>", {"A": ["1", "2", "3"]}, id="thrice"),
         pytest.param("<xml><A><B>1</B></A></xml>", {"A": {"B": "1"}}, id="nested"),
         pytest.param("<xml>text</xml>", {}, id="text-root"),
         pytest.param("<xml><A/></xml>", {"A": ""}, id="empty-element"),
@@ -219,6 +225,27 @@ def test_malformed_documents(document: bytes | str, message: str | None) -> None
 def test_xml_to_dict(document: str, expected: dict[str, Any]) -> None:
     assert xml_to_dict(document) == expected
     assert xml_to_dict(document.encode()) == expected
+
+
+@pytest.mark.parametrize(
+    ("document", "flat"),
+    [
+        pytest.param(
+            "<xml><A>1</A><B><![CDATA[<x>]]></B></xml>", {"A": "1", "B": "<x>"}, id="flat"
+        ),
+        pytest.param("<xml><A>1</A><A>2</A></xml>", None, id="repeated-name"),
+        pytest.param("<xml><A><B>1</B></A></xml>", None, id="nested"),
+        pytest.param("<xml><A>&amp;</A></xml>", None, id="entity"),
+    ],
+)
+def test_flat_documents_are_read_without_lxml(document: str, flat: dict[str, str] | None) -> None:
+    """The shortcut reads the flat subset itself and leaves everything else to lxml."""
+    assert safe_xml._read_flat(document) == flat
+
+
+def test_xml_to_dict_refuses_bad_utf8_through_the_parser() -> None:
+    with pytest.raises(ParseError, match="malformed XML"):
+        xml_to_dict(b"<xml><A>\xff</A></xml>")
 
 
 def test_xml_to_dict_caps_the_flat_path_too() -> None:

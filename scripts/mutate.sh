@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Mutation testing with mutmut 3 (the `dev` extra), one module at a time, with its fast tests,
+# on a throw-away copy of the tree: the working tree is never mutated.
+#
+# Usage: scripts/mutate.sh [--worktree] [MODULE...]
+#   MODULE      a key of TESTS below (default: all of them)
+#   --worktree  copy the working tree (tracked and untracked, not ignored files) instead of HEAD
+# Environment:
+#   MUTATE_SECONDS   time limit per module (default 420); a cut-short run says so
+#   MUTATE_CHILDREN  parallel mutant runs (default 2)
+#   MUTATE_KEEP      keep the copies (their path is printed) to browse with `mutmut browse`
+#
+# Prints per module: mutants, killed (timeouts count as killed), survived, not checked, and the
+# kill rate over the mutants that were checked; then the surviving mutants by name
+# (`mutmut show NAME` in the copy shows the diff). Exits 1 when a module is under 90%.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
+SECONDS_PER_MODULE="${MUTATE_SECONDS:-420}"
+CHILDREN="${MUTATE_CHILDREN:-2}"
+TARGET=90
+
+# module -> its fast tests (the lead adds pipeline, middleware and dedup here)
+declare -A TESTS=(
+    [crypto]="tests/test_crypto.py tests/test_compat.py"
+    [envelope]="tests/test_crypto.py"
+    [safe_xml]="tests/test_safe_xml.py tests/test_crypto.py"
+)
+
+from_worktree=0
+modules=()
+for arg in "$@"; do
+    case "$arg" in
+        --worktree) from_worktree=1 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *)
+            [[ -n "${TESTS[$arg]:-}" ]] || { echo "unknown module: $arg (known: ${!TESTS[*]})" >&2; exit 2; }
+            modules+=("$arg") ;;
+    esac
+done
+[[ ${#modules[@]} -gt 0 ]] || modules=(crypto envelope safe_xml)
+"$PYTHON" -c "import mutmut" 2>/dev/null || { echo "mutmut missing: pip install -e '.[dev]'" >&2; exit 2; }
+
+copy_tree() {  # $1: destination
+    if [[ $from_worktree == 1 ]]; then
+        (cd "$ROOT" && git ls-files -z -co --exclude-standard | tar --null -cf - -T - 2>/dev/null) \
+            | tar -xf - -C "$1"
+    else
+        git -C "$ROOT" archive --format=tar HEAD | tar -xf - -C "$1"
+    fi
+}
+
+below=0
+for module in "${modules[@]}"; do
+    work="$(mktemp -d "${TMPDIR:-/tmp}/mutate-$module.XXXXXX")"
+    copy_tree "$work"
+    # mutmut reads [mutmut] from setup.cfg; only the copy's setup.cfg gets it.
+    {
+        echo
+        echo "[mutmut]"
+        echo "source_paths = flask_wecom/"
+        echo "only_mutate = flask_wecom/$module.py"
+        echo "pytest_add_cli_args_test_selection ="
+        for test in ${TESTS[$module]}; do echo "    $test"; done
+        echo "pytest_add_cli_args ="
+        echo "    -p"
+        echo "    no:cacheprovider"
+        echo "also_copy ="
+        echo "    example_app/"
+    } >>"$work/setup.cfg"
+    echo "== $module: ${TESTS[$module]} (copy: $work, limit ${SECONDS_PER_MODULE}s)"
+    status=0
+    (cd "$work" && timeout --signal=INT "$SECONDS_PER_MODULE" \
+        "$PYTHON" -m mutmut run --max-children "$CHILDREN" >"$work/mutmut.log" 2>&1) || status=$?
+    [[ $status == 0 ]] || echo "   mutmut stopped with status $status (124/130: time limit); counts are partial"
+    (cd "$work" && "$PYTHON" -m mutmut export-cicd-stats >/dev/null 2>&1) || true
+    if ! "$PYTHON" - "$work/mutants/mutmut-cicd-stats.json" "$module" "$TARGET" <<'EOF'
+import json, sys
+path, module, target = sys.argv[1], sys.argv[2], float(sys.argv[3])
+try:
+    stats = json.load(open(path))
+except OSError:
+    print(f"   no statistics: see {path.rsplit('/', 2)[0]}/mutmut.log")
+    sys.exit(1)
+killed = stats.get("killed", 0) + stats.get("timeout", 0)
+survived = stats.get("survived", 0)
+checked = killed + survived
+unchecked = stats.get("total", 0) - checked
+rate = 100.0 * killed / checked if checked else 0.0
+print(f"   {module}: {stats.get('total', 0)} mutants, killed {killed}, survived {survived}, "
+      f"not checked {unchecked} -> {rate:.1f}% killed")
+sys.exit(0 if rate >= target else 1)
+EOF
+    then
+        below=1
+    fi
+    (cd "$work" && "$PYTHON" -m mutmut results 2>/dev/null | grep -E ": (survived|no tests)" | sed 's/^/   /') || true
+    [[ -n "${MUTATE_KEEP:-}" ]] || rm -rf "$work"
+done
+exit "$below"
