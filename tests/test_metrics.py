@@ -133,7 +133,10 @@ def test_the_example_app_serves_its_metrics(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("WECOM_CORP_ID", FAKE_CORP_ID)
     from example_app.app import app  # imported once per process: the registry is global
 
-    signer = CallbackSigner(TOKEN, KEY, FAKE_CORP_ID)
+    config = app.config  # another test may have imported it with other credentials
+    signer = CallbackSigner(
+        config["WECOM_TOKEN"], config["WECOM_ENCODING_AES_KEY"], config["WECOM_CORP_ID"]
+    )
     before, _ = scrape(app)
     reply = WeComTestClient(app, signer).send_text("help").reply
     assert reply is not None
