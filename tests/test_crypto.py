@@ -200,6 +200,33 @@ def test_receive_id_allowlist() -> None:
         make_crypto().decrypt(crypto.encrypt(b"hi", "other"))
 
 
+def test_default_receive_id_is_empty() -> None:
+    """Without a receive id (AI bots), "" is the one accepted and the one appended."""
+    bot = WeComCrypto(TOKEN, KEY)
+    assert bot.receive_ids == ("",)
+    ciphertext = bot.encrypt(b"hi")
+    raw = AES.new(decode_aes_key(KEY), AES.MODE_CBC, decode_aes_key(KEY)[:16]).decrypt(
+        base64.b64decode(ciphertext)
+    )
+    assert raw[20:22] == b"hi" and raw[22] == raw[-1] == BLOCK_SIZE - 22  # no id before the pad
+    assert bot.decrypt(ciphertext) == (b"hi", "")
+    with pytest.raises(ReceiveIdError):
+        bot.decrypt(make_crypto().encrypt(b"hi"))
+    with pytest.raises(ReceiveIdError):
+        make_crypto().decrypt(ciphertext)
+
+
+@pytest.mark.parametrize("format", ["xml", "json"])
+def test_encrypt_message_appends_the_given_receive_id(format: Any) -> None:
+    crypto = WeComCrypto(TOKEN, KEY, [CORP_ID, "suite-id"])
+    envelope = crypto.encrypt_message("<xml/>", "n", "1", format=format, receive_id="suite-id")
+    assert crypto.decrypt(extract_encrypted(envelope)) == (b"<xml/>", "suite-id")
+    default = crypto.encrypt_message("<xml/>", "n", "1", format=format)
+    assert crypto.decrypt(extract_encrypted(default)) == (b"<xml/>", CORP_ID)
+    with pytest.raises(ReceiveIdError):
+        make_crypto().decrypt(extract_encrypted(envelope))
+
+
 # -- round trips --------------------------------------------------------------------------------
 
 receive_ids = st.text(max_size=40)
