@@ -15,6 +15,8 @@ Clients, each in its own process, in interleaved rounds (best round of each is r
 * ``flask_wecom``: :class:`~flask_wecom.longconn.LongConnection`, a plain (sync) handler on
   its thread pool, msgid dedup on (in memory);
 * ``flask_wecom-async``: the same with an ``async def`` handler;
+* ``flask_wecom-redis``: the sync handler with dedup, the owner lease and the journal in a
+  real redis-server (what a bot run on several hosts does per message);
 * ``sdk``: ``wecom-aibot-python-sdk`` 1.0.2 (PyPI, import name ``aibot``), an async
   ``message.text`` listener calling ``reply_stream(..., finish=True)``; no dedup (it has
   none), its per-frame debug logging silenced. It only dials ``wss://`` with its own
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -47,19 +50,21 @@ if str(ROOT) not in sys.path:
 
 from bench.e2e_bench import percentile, process_cpu_seconds  # noqa: E402
 from flask_wecom.testing_longconn import FakeLongConnServer, Sent  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 BOT, SECRET = "aibBENCHBOT", "BENCH_LONGCONN_SECRET"
-CLIENTS = ("flask_wecom", "flask_wecom-async", "sdk")
+CLIENTS = ("flask_wecom", "flask_wecom-async", "flask_wecom-redis", "sdk")
 
 
 # --------------------------------------------------------------------------- the clients
 
 
-def run_flask_wecom(url: str, cafile: str, asynchronous: bool) -> None:
+def run_flask_wecom(url: str, cafile: str, asynchronous: bool, redis_url: str | None) -> None:
     """An echo bot on flask_wecom's long connection, until SIGTERM."""
     from flask_wecom.aibot import BotReceiver
     from flask_wecom.longconn import LongConnection
     from flask_wecom.messages import Message
+    from flask_wecom.stores import store_from_url
 
     bot = BotReceiver()
     if asynchronous:
@@ -75,7 +80,8 @@ def run_flask_wecom(url: str, cafile: str, asynchronous: bool) -> None:
             return str(message.content)
 
     context = ssl.create_default_context(cafile=cafile)
-    LongConnection(bot, BOT, SECRET, url=url, ssl_context=context).run_forever()
+    store = store_from_url(redis_url)  # Redis: dedup, lease and journal there
+    LongConnection(bot, BOT, SECRET, url=url, ssl_context=context, store=store).run_forever()
 
 
 class _Quiet:
@@ -182,15 +188,21 @@ def drive(server: FakeLongConnServer, messages: int, concurrency: int) -> tuple[
 
 
 def one_round(
-    server: FakeLongConnServer, client: str, cafile: str, messages: int, concurrency: int
+    server: FakeLongConnServer,
+    client: str,
+    cafile: str,
+    redis_url: str,
+    messages: int,
+    concurrency: int,
 ) -> Round:
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--client", client, "--url", server.url, "--cafile", cafile],
-        stdout=subprocess.DEVNULL,
-    )
+    command = [sys.executable, __file__, "--client", client, "--url", server.url]
+    command += ["--cafile", cafile, "--redis-url", redis_url]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     try:
         server.wait_for(lambda: server.owners() == 1, timeout=30)
         drive(server, 200, concurrency)  # warm-up
+        server.clear()  # every round starts with the same heap in the server
+        gc.collect()
         cpu_before, server_before = process_cpu_seconds([process.pid]), time.process_time()
         seconds, latencies = drive(server, messages, concurrency)
         cpu = process_cpu_seconds([process.pid]) - cpu_before
@@ -239,18 +251,23 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", nargs="+", choices=CLIENTS, default=list(CLIENTS))
     parser.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--cafile", help=argparse.SUPPRESS)
+    parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client == "sdk":
         run_sdk(args.url, args.cafile)
         return
     if args.client is not None:
-        run_flask_wecom(args.url, args.cafile, args.client.endswith("async"))
+        redis_url = args.redis_url if args.client.endswith("redis") else None
+        run_flask_wecom(args.url, args.cafile, args.client.endswith("async"), redis_url)
         return
 
     with tempfile.TemporaryDirectory() as scratch:
+        redis = RedisServer(Path(scratch))
+        redis.start()
         cert, key = self_signed(Path(scratch))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
@@ -263,27 +280,33 @@ def main() -> None:
             compression=None,  # the same frames on the wire whatever a client offers
         )
         with server:
-            results: dict[str, list[Round]] = {client: [] for client in CLIENTS}
-            for number in range(args.rounds):
-                for client in CLIENTS:
-                    result = one_round(server, client, str(cert), args.messages, args.concurrency)
-                    results[client].append(result)
-                    print(f"round {number + 1}: {result.line()}", flush=True)
+            results: dict[str, list[Round]] = {client: [] for client in args.clients}
+            try:
+                for number in range(args.rounds):
+                    turn = number % len(args.clients)  # each client goes first in turn
+                    for client in args.clients[turn:] + args.clients[:turn]:
+                        result = one_round(
+                            server, client, str(cert), redis.url, args.messages, args.concurrency
+                        )
+                        results[client].append(result)
+                        print(f"round {number + 1}: {result.line()}", flush=True)
+            finally:
+                redis.stop()
     best = {client: max(rounds, key=lambda r: r.rate) for client, rounds in results.items()}
     p99 = {c: min(percentile(r.latencies, 0.99) for r in rounds) for c, rounds in results.items()}
     print(
         f"\nbest of {args.rounds} interleaved rounds, {args.messages} messages each, "
         f"{args.concurrency} outstanding, TLS on loopback, {os.cpu_count()} CPUs:"
     )
-    for client in CLIENTS:
+    for client in args.clients:
         print(best[client].line())
     reference = best["sdk"]
-    for client in CLIENTS[:2]:
+    for client in (c for c in args.clients if c != "sdk"):
         print(
             f"{client} / sdk: throughput x{best[client].rate / reference.rate:.2f}, "
             f"best p99 x{p99[client] / p99['sdk']:.2f} (lower is better)"
         )
-    print(json.dumps({c: {"rate": best[c].rate, "p99_ms": p99[c] * 1e3} for c in CLIENTS}))
+    print(json.dumps({c: {"rate": best[c].rate, "p99_ms": p99[c] * 1e3} for c in args.clients}))
 
 
 if __name__ == "__main__":

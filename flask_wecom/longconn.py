@@ -310,10 +310,11 @@ class _Session:
 
     async def request(self, cmd: str, req_id: str, body: Any = None) -> dict[str, Any]:
         """Send a frame and wait for its ack; ``body`` may be JSON text already."""
-        head = json.dumps({"cmd": cmd, "headers": {"req_id": req_id}}, ensure_ascii=False)
+        head = f'{{"cmd": "{cmd}", "headers": {{"req_id": {json.dumps(req_id)}}}'
         if body is not None:
             text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-            head = f'{head[:-1]}, "body": {text}}}'
+            head = f'{head}, "body": {text}'
+        head += "}"
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.pending[req_id] = future
@@ -980,11 +981,12 @@ class LongConnection:
         """Send a frame on the live connection (waiting up to ``reply_wait`` for one)."""
         deadline = time.monotonic() + self.reply_wait
         while True:
-            left = deadline - time.monotonic()
-            try:
-                await asyncio.wait_for(self._ready.wait(), max(left, 0))
-            except TimeoutError:
-                raise NotConnected(f"no connection within {self.reply_wait:g} s") from None
+            if not self._ready.is_set():  # wait_for makes a task: only when it must wait
+                left = deadline - time.monotonic()
+                try:
+                    await asyncio.wait_for(self._ready.wait(), max(left, 0))
+                except TimeoutError:
+                    raise NotConnected(f"no connection within {self.reply_wait:g} s") from None
             session = self._session
             if session is None:
                 await asyncio.sleep(0.01)

@@ -30,6 +30,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import hmac
 import itertools
 import json
 import secrets
@@ -220,7 +221,7 @@ class FakeLongConnServer:
         self._callbacks: dict[str, _Callback] = {}
         self._sent: list[Sent] = []
         self._streams: dict[str, StreamBubble] = {}
-        self._quota: dict[str, deque[float]] = {}
+        self._quota: dict[str, tuple[deque[float], deque[float]]] = {}
         self._chats: set[str] = set()
         self._uploads: dict[str, _Upload] = {}
         self._media: dict[str, tuple[bytes, str, float]] = {}
@@ -413,6 +414,13 @@ class FakeLongConnServer:
         if conn is not None:
             self._close_threadsafe(conn, close_frame)
 
+    def clear(self) -> None:
+        """Forget the recorded frames, streams and callbacks (long runs, benchmarks)."""
+        with self._cond:
+            self._sent.clear()
+            self._streams.clear()
+            self._callbacks.clear()
+
     def sent(self, cmd: str | None = None, req_id: str | None = None) -> list[Sent]:
         """The frames the bot sent (pings excluded), optionally of one command or req_id."""
         with self._cond:
@@ -566,7 +574,8 @@ class FakeLongConnServer:
 
     def _subscribe(self, conn: _Conn, body: Mapping[str, Any]) -> int:
         bot_id, secret = str(body.get("bot_id", "")), body.get("secret")
-        if bot_id not in self.bots or self.bots[bot_id] != secret:
+        known = self.bots.get(bot_id)
+        if known is None or not isinstance(secret, str) or not hmac.compare_digest(known, secret):
             self.refused_subscribes += 1
             return ERR_UNAUTHORIZED
         previous = self._conns.get(self._owners.get(bot_id, 0))
@@ -649,16 +658,19 @@ class FakeLongConnServer:
         return 0
 
     def _spend_quota(self, conversation: str) -> int:
+        """Count one message against the conversation's quota (a sliding minute and hour)."""
+        limits = ((60.0, self.quota_per_minute), (3600.0, self.quota_per_hour))
+        if all(limit is None for _, limit in limits):
+            return 0
         now = self.clock()
-        spent = self._quota.setdefault(conversation, deque())
-        while spent and now - spent[0] >= 3600:
-            spent.popleft()
-        last_minute = sum(1 for t in spent if now - t < 60)
-        if (self.quota_per_minute is not None and last_minute >= self.quota_per_minute) or (
-            self.quota_per_hour is not None and len(spent) >= self.quota_per_hour
-        ):
-            return ERR_QUOTA
-        spent.append(now)
+        windows = self._quota.setdefault(conversation, (deque(), deque()))
+        for spent, (span, limit) in zip(windows, limits, strict=True):
+            while spent and now - spent[0] >= span:
+                spent.popleft()
+            if limit is not None and len(spent) >= limit:
+                return ERR_QUOTA
+        for spent in windows:
+            spent.append(now)
         return 0
 
     def _upload(self, step: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any] | None]:

@@ -341,3 +341,14 @@ def test_a_connection_without_pings_is_dropped(server: FakeLongConnServer) -> No
 def test_callbacks_without_an_owner_are_lost(server: FakeLongConnServer) -> None:
     assert server.push_message() is None
     assert server.dropped == 1
+
+
+def test_the_hourly_quota_slides(server: FakeLongConnServer, clock: Clock) -> None:
+    server.quota_per_minute, server.quota_per_hour = None, 2
+    with subscribed(server) as ws:
+        server.push_message(userid="c")
+        body = {"chatid": "c", **markdown("x")}
+        answers = [ask(ws, "aibot_send_msg", body)["errcode"] for _ in range(3)]
+        clock.now += 3600
+        answers.append(ask(ws, "aibot_send_msg", body)["errcode"])
+    assert answers == [0, 0, ERR_QUOTA, 0]
