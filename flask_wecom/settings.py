@@ -15,12 +15,16 @@ error names the exact key (``WECOM_DEADLINE must be a number of seconds under 5,
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import AESKeyError, ConfigError
 from .pipeline import DEFAULT_MAX_BODY, DEFAULT_MAX_ENVELOPE, DEFAULT_TOLERANCE
+from .validation import check_encoding_aes_key, check_receive_id, check_token
+
+logger = logging.getLogger("flask_wecom")
 
 __all__ = [
     "APP_DEFAULTS",
@@ -141,6 +145,8 @@ def read_settings(
             "names) or as constructor options. They are on the callback settings page "
             "(接收消息服务器配置).",
         )
+    for warning in _check_credentials(value, prefix, endpoint_defaults, "CORP_ID" in required):
+        logger.warning(warning)
     reader = _Reader(prefix)
     endpoint = EndpointSettings(
         prefix=prefix,
@@ -196,6 +202,20 @@ def read_settings(
             f"{app.dedup_ttl:g}: a replay inside the window would run its handler again",
         )
     return endpoint, app
+
+
+def _check_credentials(
+    value: Any, prefix: str, defaults: Mapping[str, Any], corp_id_required: bool
+) -> list[str]:
+    """The credentials through the validator ``flask-wecom verify`` uses; its warnings."""
+    warnings = check_token(value("TOKEN", prefix, defaults), prefix + "TOKEN")
+    warnings += check_encoding_aes_key(
+        value("ENCODING_AES_KEY", prefix, defaults), prefix + "ENCODING_AES_KEY"
+    )
+    warnings += check_receive_id(
+        value("CORP_ID", prefix, defaults), prefix + "CORP_ID", required=corp_id_required
+    )
+    return warnings
 
 
 def app_differences(one: AppSettings, other: AppSettings) -> list[str]:

@@ -20,7 +20,7 @@ ENV = {
     "WECOM_TOKEN": TOKEN,
     "WECOM_ENCODING_AES_KEY": KEY,
     "WECOM_CORP_ID": CORP_ID,
-    "WECOM_AIBOT_TOKEN": "bot-token",
+    "WECOM_AIBOT_TOKEN": "botToken2024abcdef",
     "WECOM_AIBOT_ENCODING_AES_KEY": KEY,
 }
 
@@ -97,7 +97,7 @@ def test_forged_callback_is_403_and_nothing_secret_is_logged(
 
 def test_example_bot_streams_its_answer(server: GunicornServer) -> None:
     """The example app's AI bot answers with a stream id, then the growing content."""
-    bot = CallbackSigner("bot-token", KEY, "", format="json")
+    bot = CallbackSigner("botToken2024abcdef", KEY, "", format="json")
     first = bot.aibot_text("why")
     opened = bot.open_reply(post(server, first, "/aibot").content, first)
     assert isinstance(opened, StreamReply) and not opened.finish

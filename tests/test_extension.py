@@ -130,7 +130,7 @@ def test_unknown_option_raises() -> None:
 
 
 def test_options_win_over_config(signer: CallbackSigner) -> None:
-    app = make_app(WECOM_TOKEN="wrong-token")
+    app = make_app(WECOM_TOKEN="wrongToken2024abcd")
     WeCom(app, token=TOKEN, path="/callback")
     assert client_for(app, signer, "/callback").verify_url("42").body == b"42"
 
@@ -313,14 +313,14 @@ def test_every_reply_helper_round_trips(
 
 def test_two_agents_via_two_blueprints(signer: CallbackSigner) -> None:
     app = make_app()
-    sales = WeCom(name="sales", token="sales-token", encoding_aes_key=OTHER_KEY, corp_id=CORP_ID)
+    sales = WeCom(name="sales", token="salesToken2024abcd", encoding_aes_key=OTHER_KEY, corp_id=CORP_ID)
     support = WeCom(name="support")
     sales.default(lambda m: "sales here")
     support.default(lambda m: "support here")
     app.register_blueprint(sales.blueprint, url_prefix="/sales")
     app.register_blueprint(support.blueprint, url_prefix="/support")
 
-    sales_signer = CallbackSigner("sales-token", OTHER_KEY, CORP_ID)
+    sales_signer = CallbackSigner("salesToken2024abcd", OTHER_KEY, CORP_ID)
     assert client_for(app, sales_signer, "/sales/wecom").send_text("a").reply == TextReply(
         "sales here"
     )
@@ -343,12 +343,12 @@ def test_two_instances_need_two_names() -> None:
 
 def test_key_rotation_from_config(signer: CallbackSigner) -> None:
     app = make_app(
-        WECOM_TOKEN="new-token",
+        WECOM_TOKEN="newToken2024abcdef",
         WECOM_ENCODING_AES_KEY=OTHER_KEY,
         WECOM_PREVIOUS_CREDENTIALS=json.dumps([{"token": TOKEN, "encoding_aes_key": KEY}]),
     )
     WeCom(app).default(lambda m: "ok")
-    new_signer = CallbackSigner("new-token", OTHER_KEY, CORP_ID)
+    new_signer = CallbackSigner("newToken2024abcdef", OTHER_KEY, CORP_ID)
     assert client_for(app, new_signer).send_text("a").reply == TextReply("ok")
     assert client_for(app, signer).send_text("a").reply == TextReply("ok")
 

@@ -19,7 +19,7 @@ from flask_wecom.envelope import EnvelopeFormat
 from flask_wecom.testing import CallbackSigner, SignedRequest
 
 #: Credentials of the attack corpus: distinctive, so a leak into a log is easy to spot.
-TOKEN = "atk-Token-5pQw9z"
+TOKEN = "atkToken5pQw9zRv"
 KEY = "SXqStj1J46LvHzQEI6kUwoz4Jz903FqaeiJamDcU1wj"
 CORP_ID = "ww-attack-corp"
 #: Every callback plaintext the corpus sends carries this, so a plaintext leak is easy to spot.
