@@ -702,6 +702,11 @@ REVIEWED = {
     ("client.py", "cached.access_token == access_token"),
     # A template-card field name from the app's own reply, not a credential.
     ("replies.py", "_card_key(_card_xml_name(child_key)) == child_key"),
+    # The length of a configured key against a constant.
+    ("validation.py", "len(aes_key) != AES_KEY_LENGTH"),
+    # Lease tokens: random ids of which process holds a bot's long connection, not secrets.
+    ("longconn.py", "holder != self.lease.token"),
+    ("longconn.py", "previous != self.token"),
 }
 
 
