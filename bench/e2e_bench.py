@@ -13,7 +13,9 @@ generator in one run:
   target: at least 90% of ``middleware-nodedup``);
 * ``extension``: a handler behind the Flask extension with its defaults (routing, reply
   rendering, the handler on the deadline pool of ``WECOM_DEADLINE``);
-* ``extension-inline``: the same with the handler run inline (``WECOM_DEADLINE=0``).
+* ``extension-inline``: the same with the handler run inline (``WECOM_DEADLINE=0``);
+* ``glue``: a Flask route doing what users hand-write around wechatpy 1.8.18 (decrypt,
+  parse, create a reply, encrypt), the peer issue 14 compares the extension with.
 
 Encrypted callbacks are signed before the clock starts, each with its own MsgId, so dedup
 sees only first arrivals. The load generator writes pre-rendered HTTP/1.1 requests on
@@ -70,6 +72,22 @@ def create_app(kind: str) -> Flask:
     ``('extension')``. ``WECOM_*`` environment variables configure the WeCom parts."""
     app = Flask(__name__)
     settings = {k: v for k, v in os.environ.items() if k.startswith("WECOM_")}
+    if kind == "glue":  # what users hand-write around wechatpy 1.8.18 (issue 14's peer)
+        from wechatpy.enterprise import create_reply, parse_message
+        from wechatpy.enterprise.crypto import WeChatCrypto
+
+        crypto = WeChatCrypto(TOKEN, KEY, CORP_ID)
+
+        @app.post("/wecom")
+        def glue() -> str:
+            args = request.args
+            xml = crypto.decrypt_message(
+                request.get_data(), args["msg_signature"], args["timestamp"], args["nonce"]
+            )
+            reply = create_reply(REPLY, parse_message(xml)).render()
+            return str(crypto.encrypt_message(reply, args["nonce"]))
+
+        return app
     if kind == "extension":
         app.config.update(settings)
         wecom = WeCom(app)
@@ -127,6 +145,7 @@ CONFIGS = [
         target=("middleware-nodedup", 0.90),
     ),
     Config("extension", "extension", ENV),
+    Config("glue", "glue"),
     Config("extension-inline", "extension", {**ENV, "WECOM_DEADLINE": "0"}),
 ]
 
@@ -323,7 +342,7 @@ def check_samples(config: Config, requests: list[SignedRequest], tally: Tally) -
             content: str | None = body.decode()
         elif config.kind == "middleware":  # the route's own text, encrypted as it is
             content = (signer.decrypt_reply(body, requests[index]) or b"").decode()
-        else:  # the extension renders a text reply
+        else:  # the extension and the wechatpy glue render a text reply
             content = getattr(signer.open_reply(body, requests[index]), "content", None)
         if content != REPLY:
             raise AssertionError(f"{config.name}: wrong reply {content!r}")
@@ -334,7 +353,13 @@ def serve(config: Config, args: argparse.Namespace, stack: ExitStack) -> Gunicor
     app = f"bench.e2e_bench:create_app({config.kind!r})"
     env = {k: v.replace(REDIS, args.redis_url) for k, v in config.env.items()}
     server = stack.enter_context(
-        GunicornServer(app, env=env, workers=args.workers, threads=args.threads)
+        GunicornServer(
+            app,
+            env=env,
+            workers=args.workers,
+            threads=args.threads,
+            worker_class="sync" if args.sync else "gthread",
+        )
     )
     if args.pin:
         for pid in server_pids(server):
@@ -386,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--sync", action="store_true", help="gunicorn's sync worker class instead of gthread"
+    )
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin CPUs")
     parser.add_argument("--only", nargs="*", help="run only these configurations")
     args = parser.parse_args(argv)

@@ -41,6 +41,7 @@ class GunicornServer:
     :param threads: threads per worker (gthread worker class).
     :param timeout: gunicorn's worker timeout, seconds.
     :param graceful_timeout: seconds a worker has to finish after SIGTERM.
+    :param worker_class: gunicorn's worker class (``gthread``, ``sync`` ...).
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class GunicornServer:
         threads: int = 4,
         timeout: int = 30,
         graceful_timeout: int = 2,
+        worker_class: str = "gthread",
     ) -> None:
         self.app = app
         self.port = free_port()
@@ -66,7 +68,7 @@ class GunicornServer:
             "--workers",
             str(workers),
             "--worker-class",
-            "gthread",
+            worker_class,
             "--threads",
             str(threads),
             "--timeout",
