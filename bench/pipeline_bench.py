@@ -42,7 +42,7 @@ from flask_wecom.messages import Message  # noqa: E402
 from flask_wecom.runner import Runner  # noqa: E402
 from flask_wecom.testing import CallbackSigner, SignedRequest  # noqa: E402
 
-TOKEN = "benchToken0123456789abcdefABCDEF"
+TOKEN = "benchToken0123456789abcdefABCDEF"  # noqa: S105 (a benchmark's own credentials)
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 CORP_ID = "wwbench0123456789"
 REPLY = (
@@ -205,17 +205,21 @@ def main(argv: list[str] | None = None) -> int:
                 envs = [environ("POST", "", r.plaintext) for r in batch]
             else:
                 envs = [environ("POST", r.query_string, r.body) for r in batch]
-            results.setdefault(name, []).append(per_call(lambda i: call(app, envs[i]), n))
+            results.setdefault(name, []).append(
+                per_call(lambda i, app=app, envs=envs: call(app, envs[i]), n)
+            )
         floor_batch = fresh()
         results.setdefault("floor", []).append(per_call(crypto_floor(floor_batch), n))
         results.setdefault("handoff", []).append(
             per_call(lambda i: runner.run(_noop, 4.0), n) - per_call(lambda i: _noop(), n)
         )
         for label, (query, body) in worst.items():
-            app = apps["defaults"]
             results.setdefault(label, []).append(
                 per_call(
-                    lambda i: call_refused(app, environ("POST", query, body)), max(n // 10, 50)
+                    lambda i, q=query, b=body: call_refused(
+                        apps["defaults"], environ("POST", q, b)
+                    ),
+                    max(n // 10, 50),
                 )
             )
     best = {name: min(values) for name, values in results.items()}

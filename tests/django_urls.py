@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path
 
-from tests.test_middleware import reply_for
+from tests.support.echo import reply_for
 
 
 def callback(request: HttpRequest) -> HttpResponse:

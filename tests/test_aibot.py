@@ -8,7 +8,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-import requests
 from flask import Flask
 
 from flask_wecom import AIBot, StreamReply, TemplateCardReply, WelcomeTextReply
@@ -17,15 +16,9 @@ from flask_wecom.messages import Message
 from flask_wecom.replies import MAX_STREAM_BYTES, StreamImage
 from flask_wecom.stores import MemoryStore
 from flask_wecom.streams import StreamStore
-from flask_wecom.testing import CallbackSigner, SignedRequest, WeComTestClient, aibot_payload
-from tests.support.gunicorn import GunicornServer
-from tests.test_crypto import KEY, TOKEN, load
-
-BOT = {"WECOM_AIBOT_TOKEN": TOKEN, "WECOM_AIBOT_ENCODING_AES_KEY": KEY}
-
-
-def bot_signer() -> CallbackSigner:
-    return CallbackSigner(TOKEN, KEY, "", format="json")
+from flask_wecom.testing import WeComTestClient, aibot_payload
+from tests.support.bot_streams import BOT, bot_signer, check_stream_across_workers, refresh
+from tests.support.vectors import load
 
 
 def make_bot() -> tuple[AIBot, WeComTestClient]:
@@ -33,10 +26,6 @@ def make_bot() -> tuple[AIBot, WeComTestClient]:
     app.config.update(BOT)
     bot = AIBot(app)
     return bot, WeComTestClient(app, bot_signer(), "/aibot")
-
-
-def refresh(stream_id: str) -> str:
-    return aibot_payload("stream", {"stream": {"id": stream_id}}, msgid=f"r-{time.monotonic_ns()}")
 
 
 def event(eventtype: str, **details: Any) -> str:
@@ -186,34 +175,5 @@ def test_respond_through_response_url(fake_wecom_api: Any) -> None:
 # -- under real gunicorn with Redis --
 
 
-def post(server: GunicornServer, request: SignedRequest) -> requests.Response:
-    return requests.post(
-        server.url(request.url("/aibot")),
-        data=request.body,
-        timeout=10,
-        headers={"Connection": "close"},
-    )
-
-
 def test_stream_refreshes_across_workers(redis_url: str) -> None:
-    signer = bot_signer()
-    env = {**BOT, "WECOM_REDIS_URL": redis_url}
-    with GunicornServer("tests.apps.bot_app:app", env=env, workers=2) as server:
-        first = signer.aibot_text("Redis")
-        response = post(server, first)
-        opened = signer.open_reply(response.content, first)
-        assert isinstance(opened, StreamReply) and not opened.finish
-        workers = {response.headers["X-Worker-Pid"]}
-        refresh_workers: set[str] = set()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            poll = signer.callback(refresh(opened.id))
-            answer = post(server, poll)
-            refresh_workers.add(answer.headers["X-Worker-Pid"])
-            reply = signer.open_reply(answer.content, poll)
-            assert isinstance(reply, StreamReply)
-            if reply.finish:
-                break
-            time.sleep(0.05)
-    assert reply.content == "Thinking about Redis."
-    assert len(workers | refresh_workers) == 2, "every refresh landed on one worker"
+    check_stream_across_workers(redis_url)

@@ -26,7 +26,7 @@ from flask_wecom.messages import Message
 from flask_wecom.middleware import WeComMiddleware
 from flask_wecom.model import snake_case
 from flask_wecom.testing import CallbackSigner
-from tests.test_crypto import KEY, TOKEN
+from tests.support.vectors import KEY, TOKEN
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

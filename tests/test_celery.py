@@ -15,9 +15,9 @@ from celery import Celery
 
 from flask_wecom.celery_deferrer import TASK_NAME, CeleryDeferrer
 from flask_wecom.deferral import run_deferred
+from tests.support.deferring import send_with_retries
 from tests.support.fake_wecom_api import FakeWeComAPI, wecom_settings
-from tests.test_crypto import KEY, TOKEN
-from tests.test_rq import send_with_retries
+from tests.support.vectors import KEY, TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import pytest
 
 from flask_wecom.compat import FormatException, WXBizJsonMsgCrypt, WXBizMsgCrypt
 from flask_wecom.crypto import WeComCrypto
-from tests.test_crypto import KEY, TOKEN, load, vector_params
+from tests.support.vectors import KEY, TOKEN, load, vector_params
 
 
 def sample_class(vector: dict[str, Any]) -> type[WXBizMsgCrypt]:

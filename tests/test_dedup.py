@@ -23,7 +23,7 @@ from flask_wecom.middleware import Outcome, WeComMiddleware
 from flask_wecom.stores import MemoryStore, RedisStore, Store
 from flask_wecom.testing import CallbackSigner, SignedRequest, app_message_xml
 from tests.support.redis_server import RedisServer
-from tests.test_crypto import CORP_ID, KEY, TOKEN
+from tests.support.vectors import CORP_ID, KEY, TOKEN
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -27,18 +27,7 @@ from tests.support.fake_wecom_api import (
     wecom_settings,
 )
 from tests.support.gunicorn import GunicornServer
-from tests.test_crypto import KEY, TOKEN
-
-
-def sent_messages(api: Any, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-    """Wait until the fake API received ``count`` message/send calls; return the bodies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        messages: list[dict[str, Any]] = api.state()["messages"]
-        if len(messages) >= count:
-            return messages
-        time.sleep(0.02)
-    raise AssertionError(f"only {len(api.state()['messages'])} of {count} messages arrived")
+from tests.support.vectors import KEY, TOKEN
 
 
 @pytest.fixture
@@ -82,7 +71,7 @@ def test_deferred_handler_answers_empty_at_once_and_sends_later(
     assert (response.status, response.body) == (200, b"")
     # WeCom's retry of the same callback must not start the handler again.
     assert client.send(signer.callback(request.plaintext)).body == b""
-    [sent] = sent_messages(fake_wecom_api, 1)
+    [sent] = fake_wecom_api.sent_messages(1)
     assert sent == {
         "touser": "lisi",
         "msgtype": "text",
@@ -113,7 +102,7 @@ def test_slow_handler_past_the_deadline_goes_by_message_send(
     elapsed = time.monotonic() - started
     assert (response.status, response.body) == (200, b"")
     assert 0.3 <= elapsed < 0.55
-    [sent] = sent_messages(fake_wecom_api, 1)
+    [sent] = fake_wecom_api.sent_messages(1)
     assert sent["text"] == {"content": "late but here"}
     assert fake_wecom_api.state()["messages"] == [sent]  # the fast one went back passively
 
@@ -136,7 +125,7 @@ def test_background_errors_reach_the_error_handler(
         return "Sorry, try again later."
 
     WeComTestClient(app, signer).send_text("hi")
-    [sent] = sent_messages(fake_wecom_api, 1)
+    [sent] = fake_wecom_api.sent_messages(1)
     assert sent["text"] == {"content": "Sorry, try again later."}
     assert [str(e) for e in seen] == ["model server down"]
 
@@ -203,7 +192,7 @@ def test_deferred_flow_under_gunicorn(
         answered = time.monotonic() - started
         retry = signer.callback(request.plaintext)
         retry_response = http.post(server.url(retry.url("/wecom")), data=retry.body, timeout=10)
-        [sent] = sent_messages(api_process, 1, timeout=10)
+        [sent] = api_process.sent_messages(1, timeout=10)
     logging.getLogger(__name__).warning("deferred callback answered in %.1f ms", answered * 1000)
     assert (response.status_code, response.content) == (200, b"")
     assert (retry_response.status_code, retry_response.content) == (200, b"")

@@ -12,7 +12,7 @@ from flask_wecom import StreamReply
 from flask_wecom.testing import CallbackSigner, SignedRequest, aibot_payload
 from tests.support.gunicorn import GunicornServer
 from tests.support.redis_server import RedisServer
-from tests.test_crypto import CORP_ID, KEY, TOKEN
+from tests.support.vectors import CORP_ID, KEY, TOKEN
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from flask_wecom import (
 from flask_wecom.errors import ConfigError
 from flask_wecom.messages import Message
 from flask_wecom.testing import CallbackResponse, CallbackSigner, WeComTestClient
-from tests.test_crypto import CORP_ID, KEY, TOKEN
+from tests.support.vectors import CORP_ID, KEY, TOKEN
 
 OTHER_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 CONFIG = {"WECOM_TOKEN": TOKEN, "WECOM_ENCODING_AES_KEY": KEY, "WECOM_CORP_ID": CORP_ID}
@@ -313,7 +313,9 @@ def test_every_reply_helper_round_trips(
 
 def test_two_agents_via_two_blueprints(signer: CallbackSigner) -> None:
     app = make_app()
-    sales = WeCom(name="sales", token="salesToken2024abcd", encoding_aes_key=OTHER_KEY, corp_id=CORP_ID)
+    sales = WeCom(
+        name="sales", token="salesToken2024abcd", encoding_aes_key=OTHER_KEY, corp_id=CORP_ID
+    )
     support = WeCom(name="support")
     sales.default(lambda m: "sales here")
     support.default(lambda m: "support here")

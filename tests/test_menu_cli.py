@@ -17,7 +17,7 @@ from tests.support.fake_wecom_api import (
     FakeWeComAPI,
     wecom_settings,
 )
-from tests.test_crypto import KEY, TOKEN
+from tests.support.vectors import KEY, TOKEN
 
 EXAMPLE_MENU = Path(__file__).resolve().parents[1] / "example_app" / "menu.json"
 

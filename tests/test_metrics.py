@@ -20,7 +20,7 @@ from flask_wecom.messages import Message
 from flask_wecom.metrics import PrometheusMetrics
 from flask_wecom.testing import CallbackSigner, WeComTestClient
 from tests.support.fake_wecom_api import FAKE_CORP_ID, FAKE_SECRET, FakeWeComAPI, wecom_settings
-from tests.test_crypto import KEY, TOKEN
+from tests.support.vectors import KEY, TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 

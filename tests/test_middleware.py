@@ -14,22 +14,13 @@ from werkzeug.test import Client
 from flask_wecom.crypto import WeComCrypto
 from flask_wecom.middleware import Endpoint, Outcome, WeComMiddleware
 from flask_wecom.testing import CallbackSigner, SignedRequest
-from tests.test_crypto import CORP_ID, KEY, TOKEN, load
+from tests.support.echo import reply_for
+from tests.support.vectors import CORP_ID, KEY, TOKEN, load
 
 NOW = 1_700_000_000
 NEW_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 StartResponse = Callable[..., Any]
-
-
-def reply_for(environ: dict[str, Any]) -> bytes:
-    """What every test app answers: an empty body for events, else an echo of the content."""
-    message = environ["wecom.message"]
-    if message.is_event:
-        return b""
-    length = int(environ["CONTENT_LENGTH"])
-    assert environ["wsgi.input"].read(length) == environ["wecom.plaintext"]
-    return f"<xml><Content><![CDATA[echo: {message.content}]]></Content></xml>".encode()
 
 
 def plain_wsgi_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

@@ -28,12 +28,12 @@ import redis
 import requests
 
 from flask_wecom.testing import CallbackSigner, SignedRequest
+from tests.support.bot_streams import check_stream_across_workers
 from tests.support.gunicorn import GunicornServer
 from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_sentinel import RedisSentinelGroup
 from tests.support.redis_server import RedisServer
-from tests.test_aibot import test_stream_refreshes_across_workers as stream_across_workers
-from tests.test_crypto import CORP_ID, KEY, TOKEN
+from tests.support.vectors import CORP_ID, KEY, TOKEN
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ def test_master_killed_mid_storm(
 @pytest.mark.parametrize("backend", ["sentinel", "cluster"], indirect=True)
 def test_stream_across_workers(backend: Backend, redis_url_of: str) -> None:
     """An AI-bot stream started on one worker is refreshed on the others, through the store."""
-    stream_across_workers(redis_url_of)
+    check_stream_across_workers(redis_url_of)
 
 
 @pytest.mark.parametrize("backend", ["single"], indirect=True)

@@ -8,30 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from flask import Flask
 
 from flask_wecom.rq import RQDeferrer
-from flask_wecom.testing import CallbackSigner, WeComTestClient
+from tests.support.deferring import send_with_retries
 from tests.support.fake_wecom_api import (
-    FAKE_CORP_ID,
     FakeWeComAPI,
     wecom_settings,
 )
-from tests.test_crypto import KEY, TOKEN
-from tests.test_deferred import sent_messages
+from tests.support.vectors import KEY, TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def send_with_retries(app: Flask, content: str) -> None:
-    """Send a text from zhaoliu as WeCom does when no answer comes: three times in all.
-    Each is answered at once and empty (the handler is deferred)."""
-    signer = CallbackSigner(TOKEN, KEY, FAKE_CORP_ID)
-    client = WeComTestClient(app, signer)
-    first = signer.text(content, from_user="zhaoliu")
-    for request in [first, signer.resend(first), signer.resend(first)]:
-        response = client.send(request)
-        assert (response.status, response.body) == (200, b"")
 
 
 def test_deferred_handler_runs_on_an_rq_worker(
@@ -67,7 +53,7 @@ def test_deferred_handler_runs_on_an_rq_worker(
         check=False,
     )
     assert worker.returncode == 0, worker.stderr
-    [sent] = sent_messages(fake_wecom_api, 1)
+    [sent] = fake_wecom_api.sent_messages(1)
     assert len(queue) == 0
     assert sent["touser"] == "zhaoliu"
     content = sent["text"]["content"]

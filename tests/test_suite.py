@@ -8,7 +8,7 @@ from flask import Flask
 from flask_wecom import TextReply, WeCom, WeComSuite
 from flask_wecom.messages import Message
 from flask_wecom.testing import CallbackSigner, WeComTestClient
-from tests.test_crypto import KEY, TOKEN
+from tests.support.vectors import KEY, TOKEN
 
 SUITE_ID = "ww4asffe99e54c0fxxxx"
 PROVIDER_CORP_ID = "wxprovider0123456"

@@ -32,7 +32,7 @@ from flask_wecom.testing import (
     generate_encoding_aes_key,
     generate_token,
 )
-from tests.test_crypto import CORP_ID, KEY, TOKEN, load
+from tests.support.vectors import CORP_ID, KEY, TOKEN, load
 
 NOW = 1_700_000_000
 PREFIX = b"0123456789abcdef"

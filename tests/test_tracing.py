@@ -13,7 +13,7 @@ from flask_wecom import WeCom
 from flask_wecom.messages import Message, parse_message
 from flask_wecom.testing import CallbackSigner, WeComTestClient
 from flask_wecom.tracing import OpenTelemetryTracing
-from tests.test_crypto import CORP_ID, KEY, TOKEN
+from tests.support.vectors import CORP_ID, KEY, TOKEN
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def wecom_settings(api_url: str) -> dict[str, str]:
 
     The callback credentials are the test suite's usual ones (tests/test_crypto.py).
     """
-    from tests.test_crypto import KEY, TOKEN
+    from tests.support.vectors import KEY, TOKEN
 
     return {
         "WECOM_TOKEN": TOKEN,
