@@ -162,6 +162,8 @@ def render_envelope(
     is escaped. XML follows the official template byte for byte; JSON is the AI-bot form
     ``{"encrypt", "msgsignature", "timestamp", "nonce"}`` with a numeric
     timestamp, as doc 101033 shows.
+
+    :raises ValueError: ``format`` is neither ``"xml"`` nor ``"json"``.
     """
     if format == "json":
         return json.dumps(
@@ -174,6 +176,8 @@ def render_envelope(
             separators=(",", ":"),
             ensure_ascii=False,
         )
+    if format != "xml":
+        raise ValueError(f"format must be 'xml' or 'json', got {format!r}")
     return (
         "<xml>\n"
         f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>\n"

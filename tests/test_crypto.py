@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import base64
+import hashlib
+import hmac
+import inspect
 import json
 from collections.abc import Callable
 from functools import partial
@@ -14,7 +18,8 @@ from Crypto.Cipher import AES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_wecom.crypto import BLOCK_SIZE, WeComCrypto, decode_aes_key, signature
+from flask_wecom import crypto as crypto_module
+from flask_wecom.crypto import BLOCK_SIZE, WeComCrypto, decode_aes_key, decrypt_media, signature
 from flask_wecom.envelope import (
     ReplyEnvelope,
     extract_encrypted,
@@ -436,8 +441,127 @@ def test_malformed_ciphertext_behind_valid_signature(
 def test_echostr_must_be_utf8() -> None:
     crypto = make_crypto()
     ciphertext = crypto.encrypt(b"\xff\xfe")
-    with pytest.raises(IllegalBufferError):
+    with pytest.raises(IllegalBufferError) as refused:
         crypto.verify_url(signature(TOKEN, "1", "n", ciphertext), "1", "n", ciphertext)
+    assert (refused.value.timestamp, refused.value.nonce) == ("1", "n")
+
+
+def test_errors_carry_the_requests_timestamp_and_nonce() -> None:
+    crypto = make_crypto()
+    with pytest.raises(SignatureError) as forged:
+        crypto.verify_and_decrypt(crypto.encrypt(b"x"), "0" * 40, "17", "nonce-1")
+    assert (forged.value.timestamp, forged.value.nonce) == ("17", "nonce-1")
+    garbage = "A" * 24
+    with pytest.raises(DecryptError) as bad:
+        crypto.verify_and_decrypt(
+            garbage, signature(TOKEN, "18", "nonce-2", garbage), "18", "nonce-2"
+        )
+    assert (bad.value.timestamp, bad.value.nonce) == ("18", "nonce-2")
+
+
+def test_verify_and_decrypt_reports_the_receive_id() -> None:
+    crypto = WeComCrypto(TOKEN, KEY, [CORP_ID, "suite-id"])
+    ciphertext = crypto.encrypt(b"hi", "suite-id")
+    decrypted = crypto.verify_and_decrypt(
+        ciphertext, signature(TOKEN, "1", "n", ciphertext), "1", "n"
+    )
+    assert decrypted == (b"hi", "suite-id") and decrypted.receive_id == "suite-id"
+
+
+def test_signature_passes_lone_surrogates_through() -> None:
+    """WSGI servers hand undecodable query bytes over as surrogates: they sign, never raise."""
+    expected = hashlib.sha1(
+        "".join(sorted(["t", "1", "n\udcff", "E"])).encode("utf-8", "surrogatepass")
+    )
+    assert signature("t", "1", "n\udcff", "E") == expected.hexdigest()
+
+
+def test_every_byte_order_is_spelled_out() -> None:
+    """int.from_bytes and int.to_bytes take no default byte order on Python 3.10."""
+    tree = ast.parse(inspect.getsource(crypto_module))
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("from_bytes", "to_bytes")
+    ]
+    assert len(calls) >= 8
+    for call in calls:
+        order = call.args[1] if len(call.args) > 1 else None
+        assert isinstance(order, ast.Constant) and order.value == "big", ast.unparse(call)
+
+
+def test_derive_key_is_hmac_sha256_of_the_label() -> None:
+    crypto = make_crypto()
+    expected = hmac.new(decode_aes_key(KEY), b"flask_wecom:dedup", hashlib.sha256).digest()
+    assert crypto.derive_key(b"dedup") == expected and len(expected) == 32
+    assert crypto.derive_key(b"other") != expected
+    other_key = WeComCrypto(TOKEN, "B" * 43, CORP_ID)
+    assert other_key.derive_key(b"dedup") != expected
+
+
+MEDIA_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")
+
+
+def encrypt_media(data: bytes, key: bytes = bytes(range(32)), pad: int | None = None) -> bytes:
+    """WeCom's media encryption: AES-256-CBC, IV = key[:16], PKCS#7 to 32 bytes."""
+    pad = pad if pad is not None else BLOCK_SIZE - len(data) % BLOCK_SIZE
+    return AES.new(key, AES.MODE_CBC, key[:16]).encrypt(data + bytes((pad,)) * pad)
+
+
+@pytest.mark.parametrize("size", [0, 1, 31, 32, 33, 100])
+@pytest.mark.parametrize("key", [MEDIA_KEY, MEDIA_KEY + "="], ids=["unpadded-key", "padded-key"])
+def test_decrypt_media_round_trips(size: int, key: str) -> None:
+    data = bytes(range(256))[:size] * 1
+    assert decrypt_media(encrypt_media(data), key) == data
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "error", "message"),
+    [
+        pytest.param(
+            encrypt_media(b"x"),
+            "!" * 43,
+            Base64DecodeError,
+            "not valid base64",
+            id="key-not-base64",
+        ),
+        pytest.param(
+            encrypt_media(b"x"), "QUJD", DecryptError, "decodes to 3 bytes", id="key-3-bytes"
+        ),
+        pytest.param(b"", MEDIA_KEY, DecryptError, "length 0", id="empty"),
+        pytest.param(
+            encrypt_media(b"x")[:-1], MEDIA_KEY, DecryptError, "length 31", id="not-blocks"
+        ),
+        pytest.param(
+            encrypt_media(b"x" * 31 + b"\x00", pad=0),
+            MEDIA_KEY,
+            IllegalBufferError,
+            "padding",
+            id="pad-0",
+        ),
+        pytest.param(
+            encrypt_media(b"x" * 31 + b"\x21", pad=0),
+            MEDIA_KEY,
+            IllegalBufferError,
+            "padding",
+            id="pad-33",
+        ),
+        pytest.param(
+            encrypt_media(b"x" * 29 + b"\x01\x02\x03", pad=0),
+            MEDIA_KEY,
+            IllegalBufferError,
+            "padding",
+            id="pad-mixed",
+        ),
+    ],
+)
+def test_decrypt_media_refuses(
+    data: bytes, key: str, error: type[WeComError], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        decrypt_media(data, key)
 
 
 SIGNATURES = [
@@ -544,6 +668,12 @@ def test_reply_envelope_reads_back_what_render_wrote(format: Any) -> None:
 def test_reply_envelope_refuses_what_is_not_one(body: bytes) -> None:
     with pytest.raises(ParseError):
         read_reply_envelope(body)
+
+
+@pytest.mark.parametrize("format", ["XML", "Json", ""])
+def test_unknown_envelope_format_is_refused(format: Any) -> None:
+    with pytest.raises(ValueError, match="format must be"):
+        render_envelope("CIPHER", "f" * 40, "1", "n", format)
 
 
 def test_reply_envelope_json_timestamp_is_text() -> None:
