@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -11,9 +12,13 @@ import pytest
 from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import Client
 
+from flask_wecom.aibot import BotReceiver
 from flask_wecom.crypto import WeComCrypto
 from flask_wecom.middleware import Endpoint, Outcome, WeComMiddleware
-from flask_wecom.testing import CallbackSigner, SignedRequest
+from flask_wecom.receivers import Receiver
+from flask_wecom.replies import StreamReply
+from flask_wecom.suite import SuiteReceiver
+from flask_wecom.testing import CallbackSigner, SignedRequest, WeComTestClient
 from tests.support.echo import reply_for
 from tests.support.vectors import CORP_ID, KEY, TOKEN, load
 
@@ -526,3 +531,87 @@ def test_vectors_over_http(vector: dict[str, Any], status: int) -> None:
     assert response.status_code == status
     if method == "GET" and status == 200:
         assert response.get_data() == vector["expected_plaintext"].encode()
+
+
+# -- the gaps mutation testing found (issue 19) ----------------------------------------------
+
+
+def echo_app() -> WeComMiddleware:
+    receiver = Receiver()
+    receiver.message("text")(lambda m: f"echo: {m.content}")
+    return WeComMiddleware(
+        plain_wsgi_app, WeComCrypto(TOKEN, KEY, CORP_ID), receiver=receiver, clock=lambda: NOW
+    )
+
+
+def test_a_non_utf8_echo_is_refused_not_a_500(signer: CallbackSigner) -> None:
+    encrypted = signer.crypto.encrypt(b"\xff\xfe\xfd")
+    request = signer.with_ciphertext(encrypted, method="GET")
+    response = Client(echo_app()).get(request.url("/wecom"))
+    assert response.status_code == 400
+
+
+def test_an_environ_without_query_string_is_refused(signer: CallbackSigner) -> None:
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/wecom",
+        "CONTENT_LENGTH": "0",
+        "wsgi.input": io.BytesIO(b""),
+    }  # PEP 3333 allows QUERY_STRING to be absent
+    statuses: list[str] = []
+    body = b"".join(echo_app()(environ, lambda status, headers, exc=None: statuses.append(status)))
+    assert statuses == ["403 Forbidden"] and body.startswith(b"signature")
+
+
+def test_a_json_endpoint_answers_in_json(signer: CallbackSigner) -> None:
+    bot = BotReceiver()
+    bot.message("text")(lambda m: "hi")
+    app = WeComMiddleware(
+        plain_wsgi_app, WeComCrypto(TOKEN, KEY, ""), path="/bot", receiver=bot, clock=lambda: NOW
+    )
+    bot_signer = CallbackSigner(TOKEN, KEY, "", format="json", clock=lambda: NOW)
+    response = WeComTestClient(app, bot_signer, "/bot").send(bot_signer.aibot_text("q"))
+    assert response.body.startswith(b"{") and json.loads(response.body)["nonce"]
+    assert isinstance(response.reply, StreamReply) and response.reply.content == "hi"
+
+
+def test_a_suite_answers_success_in_plain_text(signer: CallbackSigner) -> None:
+    app = WeComMiddleware(
+        plain_wsgi_app,
+        WeComCrypto(TOKEN, KEY, CORP_ID),
+        receiver=SuiteReceiver(),
+        clock=lambda: NOW,
+    )
+    request = signer.text("x")
+    response = Client(app).post(request.url("/wecom"), data=request.body)
+    assert (response.status_code, response.get_data()) == (200, b"success")
+    assert response.headers["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    ("max_body", "size", "status"),
+    [
+        pytest.param(1, 1, 400, id="one-byte-cap-one-byte"),  # read, then not an envelope
+        pytest.param(1, 2, 413, id="one-byte-cap-two-bytes"),
+    ],
+)
+def test_the_body_cap_at_its_edge(
+    signer: CallbackSigner, max_body: int, size: int, status: int
+) -> None:
+    app = WeComMiddleware(
+        plain_wsgi_app, WeComCrypto(TOKEN, KEY, CORP_ID), max_body=max_body, clock=lambda: NOW
+    )
+    request = signer.text("x")
+    response = Client(app).post(request.url("/wecom"), data=b"x" * size)
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize(("tolerance", "skew", "status"), [(1, 1, 200), (1, 2, 403)])
+def test_a_one_second_window(
+    signer: CallbackSigner, tolerance: float, skew: int, status: int
+) -> None:
+    app = WeComMiddleware(
+        plain_wsgi_app, WeComCrypto(TOKEN, KEY, CORP_ID), tolerance=tolerance, clock=lambda: NOW
+    )
+    request = signer.text("x", timestamp=NOW - skew)
+    assert Client(app).post(request.url("/wecom"), data=request.body).status_code == status
