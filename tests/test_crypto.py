@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from flask_wecom import crypto as crypto_module
 from flask_wecom.crypto import BLOCK_SIZE, WeComCrypto, decode_aes_key, decrypt_media, signature
 from flask_wecom.envelope import (
+    MAX_XML_FALLBACK,
     ReplyEnvelope,
     extract_encrypted,
     read_reply_envelope,
@@ -38,6 +39,7 @@ from flask_wecom.errors import (
     SignatureError,
     WeComError,
 )
+from flask_wecom.safe_xml import MAX_XML_BYTES
 
 VECTORS = Path(__file__).parent / "vectors"
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
@@ -674,6 +676,41 @@ def test_reply_envelope_refuses_what_is_not_one(body: bytes) -> None:
 def test_unknown_envelope_format_is_refused(format: Any) -> None:
     with pytest.raises(ValueError, match="format must be"):
         render_envelope("CIPHER", "f" * 40, "1", "n", format)
+
+
+def test_envelope_rendering_is_exact() -> None:
+    """The XML form is the official template; the JSON form compact UTF-8 with a numeric stamp."""
+    assert render_envelope("CIPHER", "f" * 40, "17", "n1") == (
+        "<xml>\n<Encrypt><![CDATA[CIPHER]]></Encrypt>\n"
+        f"<MsgSignature><![CDATA[{'f' * 40}]]></MsgSignature>\n"
+        "<TimeStamp>17</TimeStamp>\n<Nonce><![CDATA[n1]]></Nonce>\n</xml>"
+    )
+    assert render_envelope("CIPHER", "f" * 40, "17", "随机", "json") == (
+        '{"encrypt":"CIPHER","msgsignature":"' + "f" * 40 + '","timestamp":17,"nonce":"随机"}'
+    )
+
+
+def test_reply_envelope_json_after_white_space() -> None:
+    body = b'\n  {"encrypt": "C", "msgsignature": "s", "timestamp": 1, "nonce": "n"}'
+    assert read_reply_envelope(body) == ReplyEnvelope("C", "s", "1", "n")
+
+
+def test_envelope_size_caps_and_their_boundaries() -> None:
+    """The whole envelope is capped at MAX_XML_BYTES; a non-flat XML one at MAX_XML_FALLBACK."""
+    flat = b"<xml><Encrypt><![CDATA[QUJD]]></Encrypt></xml>"
+    assert extract_encrypted(flat + b" " * (MAX_XML_BYTES - len(flat))) == "QUJD"
+    with pytest.raises(PayloadTooLarge):
+        extract_encrypted(flat + b" " * (MAX_XML_BYTES - len(flat) + 1))
+    long_cipher = "A" * 10_000  # flat: read by the pattern at any size
+    assert (
+        extract_encrypted(f"<xml><Encrypt><![CDATA[{long_cipher}]]></Encrypt></xml>") == long_cipher
+    )
+    not_flat = b'<xml><Encrypt>QUJD</Encrypt><Pad kind="attribute">'
+    padding = MAX_XML_FALLBACK - len(not_flat) - len(b"</Pad></xml>")
+    at_cap = not_flat + b"p" * padding + b"</Pad></xml>"
+    assert len(at_cap) == MAX_XML_FALLBACK and extract_encrypted(at_cap) == "QUJD"
+    with pytest.raises(ParseError, match="not the flat"):
+        extract_encrypted(not_flat + b"p" * (padding + 1) + b"</Pad></xml>")
 
 
 def test_reply_envelope_json_timestamp_is_text() -> None:
