@@ -15,8 +15,8 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The README, whose "Testing your handlers" example must pass as written.
-TESTING_DOC = ROOT / "README.md"
-TESTING_HEADING = "## Testing your handlers"
+TESTING_DOC = ROOT / "docs" / "testing.md"
+TESTING_HEADING = "# Testing your handlers"
 
 
 def python_block_under(path: Path, heading: str) -> str:
@@ -80,13 +80,13 @@ def test_block_extraction_stays_in_its_section(tmp_path: Path, text: str, error:
     doc = tmp_path / "README.md"
     doc.write_text(text, "utf-8")
     with pytest.raises(LookupError, match=error):
-        python_block_under(doc, TESTING_HEADING)
+        python_block_under(doc, "## Testing your handlers")
 
 
 def test_block_extraction_reads_subsections(tmp_path: Path) -> None:
     doc = tmp_path / "README.md"
     doc.write_text("## Testing your handlers\n### Sub\n```python\nx = 1\n```\n## Next\n", "utf-8")
-    assert python_block_under(doc, TESTING_HEADING) == "x = 1\n"
+    assert python_block_under(doc, "## Testing your handlers") == "x = 1\n"
 
 
 FLASK_APP_TESTS = """
