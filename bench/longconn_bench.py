@@ -157,24 +157,27 @@ def drive(server: FakeLongConnServer, messages: int, concurrency: int) -> tuple[
     latencies: list[float] = []
     done = threading.Event()
     count = [0]
+    lock = threading.RLock()  # a reply may arrive before push() has noted its req_id
 
     def push() -> None:
-        count[0] += 1
-        started = time.monotonic()
-        req_id = server.push_message(f"echo {count[0]}")
-        if req_id is None:
-            raise RuntimeError("no client holds the bot")
-        pushed[req_id] = started
+        with lock:
+            count[0] += 1
+            started = time.monotonic()
+            req_id = server.push_message(f"echo {count[0]}")
+            if req_id is None:
+                raise RuntimeError("no client holds the bot")
+            pushed[req_id] = started
 
     def on_sent(sent: Sent) -> None:
         stream = sent.body.get("stream") or {}
-        if not stream.get("finish") or sent.req_id not in pushed:
-            return
-        latencies.append(time.monotonic() - pushed.pop(sent.req_id))
-        if count[0] < messages:
-            push()
-        elif not pushed:
-            done.set()
+        with lock:
+            if not stream.get("finish") or sent.req_id not in pushed:
+                return
+            latencies.append(time.monotonic() - pushed.pop(sent.req_id))
+            if count[0] < messages:
+                push()
+            elif not pushed:
+                done.set()
 
     server.on_sent = on_sent
     started = time.monotonic()

@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
 import secrets
 import ssl
 import threading
@@ -48,6 +49,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+logger = logging.getLogger("flask_wecom.testing_longconn")
 
 __all__ = [
     "ERR_EXPIRED_STREAM",
@@ -538,7 +541,10 @@ class FakeLongConnServer:
                 self._sent.append(sent)
             self._cond.notify_all()
         if sent is not None and self.on_sent is not None:
-            self.on_sent(sent)
+            try:
+                self.on_sent(sent)
+            except Exception:  # a test's hook must not take the connection down
+                logger.exception("FakeLongConnServer.on_sent failed")
         if cmd == "ping" and not self.ack_pings:
             return
         ack: dict[str, Any] = {
