@@ -460,7 +460,8 @@ def report(best: list[Result], rounds: dict[str, list[Result]], args: argparse.N
     """One line per configuration: its best round, and the spread of all its rounds."""
     plain = next((r for r in best if r.config.name == "plain"), None)
     print(
-        f"gunicorn gthread {args.workers}x{args.threads}, {args.connections} keep-alive "
+        f"gunicorn {'sync' if args.sync else 'gthread'} {args.workers}x"
+        f"{1 if args.sync else args.threads}, {args.connections} keep-alive "
         f"connections from {args.processes} processes; best of {args.rounds} interleaved "
         f"rounds of {args.seconds:.0f} s"
         + (", server on CPU 0, load and Redis on CPU 1" if args.pin else "")
