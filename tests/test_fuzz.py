@@ -17,10 +17,12 @@ Runs are derandomized, so CI sees the same examples every time. For a longer, ra
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -36,8 +38,9 @@ from werkzeug.test import Client, EnvironBuilder
 from werkzeug.wrappers import Request
 
 from flask_wecom import WeCom
+from flask_wecom.cli import main as cli_main
 from flask_wecom.crypto import WeComCrypto, decode_aes_key
-from flask_wecom.envelope import extract_encrypted
+from flask_wecom.envelope import EnvelopeFormat, extract_encrypted, read_reply_envelope
 from flask_wecom.errors import DecryptError, ParseError, ReplyError, WeComError
 from flask_wecom.messages import Message, parse_message
 from flask_wecom.pipeline import Endpoint, check_direction
@@ -201,6 +204,30 @@ def test_extract_encrypted_returns_text_or_parse_error(body: bytes) -> None:
     except ParseError:
         return
     assert isinstance(value, str) and value
+
+
+@FUZZ
+@given(st.binary(max_size=400) | xml_documents.map(str.encode) | json_documents.map(str.encode))
+def test_read_reply_envelope_returns_fields_or_parse_error(body: bytes) -> None:
+    try:
+        envelope = read_reply_envelope(body)
+    except ParseError:
+        return
+    assert envelope.encrypted and envelope.signature
+
+
+@FUZZ
+@given(st.binary(max_size=400) | xml_documents.map(str.encode) | json_documents.map(str.encode))
+def test_cli_decrypt_of_any_capture_exits_cleanly(body: bytes) -> None:
+    """``flask-wecom decrypt`` on any captured body: exit 0 or 1, never an exception."""
+    stdin = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(body))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            code = cli_main(["decrypt", "--token", TOKEN, "--key", KEY, "--corp-id", CORP_ID, "-"])
+    finally:
+        sys.stdin = stdin
+    assert code in (0, 1) if body else code == 2
 
 
 @FUZZ
@@ -386,7 +413,7 @@ def test_any_request_is_refused_or_passed_through(
     st.text(max_size=200) | st.binary(max_size=200).map(lambda b: base64.b64encode(b).decode()),
     st.sampled_from(["xml", "json"]),
 )
-def test_signed_garbage_ciphertext_is_refused(ciphertext: str, envelope: str) -> None:
+def test_signed_garbage_ciphertext_is_refused(ciphertext: str, envelope: EnvelopeFormat) -> None:
     """A valid signature over a ciphertext that is not one: the decoder refuses it (400).
 
     JSON carries any string exactly. XML may read back another string (a ``]]>`` splits the
