@@ -36,6 +36,7 @@ __all__ = [
     "BatchJob",
     "BatchJobResultEvent",
     "BotCardEvent",
+    "BotDisconnectedEvent",
     "BotEvent",
     "BotFeedback",
     "BotFeedbackEvent",
@@ -1165,6 +1166,13 @@ class BotTemplateCardEvent(BotEvent):
     """AI-bot template card clicked; delivered once, answer within 5 seconds."""
 
     template_card_event: BotCardEvent | None = None
+
+
+@register("aibot", "event/disconnected_event", doc="101463")
+@dataclass(frozen=True, kw_only=True)
+class BotDisconnectedEvent(BotEvent):
+    """Long connection only (长连接): another connection subscribed for this bot and displaced
+    this one. Sent without a sender; do not reconnect."""
 
 
 @register("aibot", "event/feedback_event", doc="101027")

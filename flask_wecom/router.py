@@ -325,6 +325,10 @@ class Router:
     ) -> HandlerDecorator[m.BotFeedbackEvent]: ...
     @overload
     def event(
+        self, event: Literal["disconnected_event"], **options: Unpack[EventOptions]
+    ) -> HandlerDecorator[m.BotDisconnectedEvent]: ...
+    @overload
+    def event(
         self, event: Literal["inactive_alert", "low_active_alert"], **options: Unpack[EventOptions]
     ) -> HandlerDecorator[m.InactiveAlertEvent]: ...
     @overload
