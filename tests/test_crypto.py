@@ -10,7 +10,6 @@ import inspect
 import json
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,27 +39,7 @@ from flask_wecom.errors import (
     WeComError,
 )
 from flask_wecom.safe_xml import MAX_XML_BYTES
-
-VECTORS = Path(__file__).parent / "vectors"
-KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-TOKEN = "QDG6eK"
-CORP_ID = "wx5823bf96d3bd56c7"
-
-
-def load(name: str) -> list[dict[str, Any]]:
-    """Read one vector file copied from ../shared/vectors."""
-    vectors: list[dict[str, Any]] = json.loads((VECTORS / f"{name}.json").read_text("utf-8"))
-    return vectors
-
-
-def vector_params(*names: str, kind: str | None = None) -> list[Any]:
-    """The vectors of ``names`` as pytest params with readable ids."""
-    return [
-        pytest.param(v, id=f"{name}{i}-{v['kind']}")
-        for name in names
-        for i, v in enumerate(load(name), 1)
-        if kind is None or v["kind"] == kind
-    ]
+from tests.support.vectors import CORP_ID, KEY, TOKEN, load, vector_params
 
 
 def crypto_for(vector: dict[str, Any], **kwargs: Any) -> WeComCrypto:
