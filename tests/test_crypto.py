@@ -284,6 +284,15 @@ def test_default_random_prefix_differs() -> None:
     assert crypto.encrypt(b"same") != crypto.encrypt(b"same")
 
 
+def test_seal_writes_the_xml_envelope_by_default() -> None:
+    crypto = make_crypto()
+    ciphertext = crypto.encrypt(b"<xml/>")
+    sealed = crypto.seal(ciphertext, "n1", "17")
+    assert sealed == render_envelope(
+        ciphertext, signature(TOKEN, "17", "n1", ciphertext), "17", "n1"
+    )
+
+
 def test_reply_timestamp_from_clock() -> None:
     crypto = make_crypto(clock=lambda: 1700000000.9)
     assert "<TimeStamp>1700000000</TimeStamp>" in crypto.encrypt_message(b"x", "n")
