@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from flask_wecom import client as client_module
 from flask_wecom.client import URLLIB3_LOGGERS, WeComClient
 from flask_wecom.redact import REDACTED, RedactingFilter, install_redaction, redact
-from flask_wecom.stores import MemoryStore
 from tests.support.fake_wecom_api import FakeWeComAPI
 
 
@@ -118,18 +117,14 @@ def urllib3_debug(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptur
 
 
 def test_urllib3_debug_output_stays_clean(
-    fake_wecom_api: FakeWeComAPI, urllib3_debug: pytest.LogCaptureFixture
+    fake_wecom_api: FakeWeComAPI,
+    wecom_client_factory: Callable[..., WeComClient],
+    urllib3_debug: pytest.LogCaptureFixture,
 ) -> None:
     """A real gettoken and message/send with urllib3 at DEBUG: no secret in any record."""
-    with WeComClient(
-        fake_wecom_api.corp_id,
-        fake_wecom_api.secret,
-        agent_id=1000002,
-        base_url=fake_wecom_api.url,
-        store=MemoryStore(),
-    ) as wecom:
-        wecom.send_text("hi", to_user="zhangsan")
-        token = wecom.access_token()
+    wecom = wecom_client_factory()
+    wecom.send_text("hi", to_user="zhangsan")
+    token = wecom.access_token()
     lines = [r.getMessage() for r in urllib3_debug.records if r.name.startswith("urllib3")]
     assert any("corpsecret=" + REDACTED in line for line in lines), lines
     assert any("access_token=" + REDACTED in line for line in lines), lines
@@ -138,20 +133,16 @@ def test_urllib3_debug_output_stays_clean(
 
 
 def test_without_the_filter_urllib3_would_print_the_secret(
-    fake_wecom_api: FakeWeComAPI, urllib3_debug: pytest.LogCaptureFixture
+    fake_wecom_api: FakeWeComAPI,
+    wecom_client_factory: Callable[..., WeComClient],
+    urllib3_debug: pytest.LogCaptureFixture,
 ) -> None:
     """The test above can fail: urllib3 does print the query at DEBUG."""
     connectionpool = logging.getLogger("urllib3.connectionpool")
     (installed,) = [f for f in connectionpool.filters if isinstance(f, RedactingFilter)]
     connectionpool.removeFilter(installed)
     try:
-        with WeComClient(
-            fake_wecom_api.corp_id,
-            fake_wecom_api.secret,
-            base_url=fake_wecom_api.url,
-            store=MemoryStore(),
-        ) as wecom:
-            wecom.access_token()
+        wecom_client_factory().access_token()
     finally:
         connectionpool.addFilter(installed)
     assert "corpsecret=" + fake_wecom_api.secret in urllib3_debug.text
