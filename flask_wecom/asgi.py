@@ -144,6 +144,7 @@ class WeComASGIMiddleware:
             return pipeline.refuse(endpoint, method, remote, exc)
         except _Disconnected:
             return None
+        await asyncio.sleep(0)  # let other callbacks run between decryption and the handler
         claim = await self._claim(verified)
         if claim is not None and claim.state in ("replay", "waited"):
             return pipeline.replay(verified, claim)
