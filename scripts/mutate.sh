@@ -21,8 +21,10 @@ SECONDS_PER_MODULE="${MUTATE_SECONDS:-420}"
 CHILDREN="${MUTATE_CHILDREN:-2}"
 TARGET=90
 
-# module -> its fast tests (the lead adds pipeline, middleware and dedup here)
+# module -> its fast tests
 declare -A TESTS=(
+    [dedup]="tests/test_dedup.py"
+    [pipeline]="tests/test_middleware.py tests/attacks/test_observer.py tests/test_asgi.py"
     [crypto]="tests/test_crypto.py tests/test_compat.py"
     [envelope]="tests/test_crypto.py"
     [safe_xml]="tests/test_safe_xml.py tests/test_crypto.py"
