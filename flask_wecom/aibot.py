@@ -76,12 +76,14 @@ class BotReceiver(Receiver):
         if is_stream(result):
             streams = self.streams(call)
             stream_id = streams.start()
-            if isinstance(result, AsyncIterable):  # an async generator: produced on the loop
+            if isinstance(result, AsyncIterable) and _running_loop():  # produced on the loop
                 producer = asyncio.get_running_loop().create_task(
                     streams.run_async(stream_id, result)
                 )
                 _PRODUCERS.add(producer)
                 producer.add_done_callback(_PRODUCERS.discard)
+            elif isinstance(result, AsyncIterable):  # an async generator on a WSGI server
+                call.streams.defer(lambda: asyncio.run(streams.run_async(stream_id, result)))
             else:
                 call.streams.defer(lambda: streams.run(stream_id, result))
             return StreamReply(stream_id)
@@ -111,3 +113,11 @@ class BotReceiver(Receiver):
                 raise ValueError(f"{type(reply).__name__} cannot be sent to response_url")
             payload = {"msgtype": "markdown", "markdown": {"content": content}}
         post_response_url(url, payload)
+
+
+def _running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

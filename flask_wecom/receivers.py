@@ -16,8 +16,10 @@ The :class:`~flask_wecom.pipeline.Pipeline` runs them, the same way under every 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
+import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
@@ -189,12 +191,18 @@ class Receiver(Router):
     def invoke(self, found: RuleMatch, call: Call) -> Reply | None:
         """Run a handler on the call and turn its result into a reply (None: no reply).
 
+        An ``async def`` handler runs to its end on an event loop of its own (this thread's),
+        so a handler written for an ASGI server runs unchanged under WSGI.
+
         A handler error goes to the error handler, whose result is the reply; without
         one, or if it fails too, the error is logged and there is no reply.
         """
         with _handling(call):
             try:
-                return self.to_reply(found.call(call.message), call)
+                result = found.call(call.message)
+                if inspect.iscoroutine(result):  # an async def handler on a WSGI server
+                    result = asyncio.run(result)
+                return self.to_reply(result, call)
             except Exception as exc:
                 return self._on_error(call, exc)
 

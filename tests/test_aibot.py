@@ -177,3 +177,35 @@ def test_respond_through_response_url(fake_wecom_api: Any) -> None:
 
 def test_stream_refreshes_across_workers(redis_url: str) -> None:
     check_stream_across_workers(redis_url)
+
+
+def test_async_handlers_run_unchanged_under_wsgi() -> None:
+    """A handler written for an ASGI server (async def, async generator) works on Flask too."""
+    import asyncio
+    from collections.abc import AsyncIterator
+
+    bot, client = make_bot()
+
+    @bot.message("text", content="stream")
+    async def streamed(message: Message) -> AsyncIterator[str]:
+        for word in ["async", " words"]:
+            await asyncio.sleep(0.01)
+            yield word
+
+    @bot.message("text")
+    async def whole(message: Message) -> str:
+        await asyncio.sleep(0)
+        return f"async {message.content}"
+
+    reply = client.send(client.signer.aibot_text("hey")).reply
+    assert isinstance(reply, StreamReply) and (reply.content, reply.finish) == ("async hey", True)
+    first = client.send(client.signer.aibot_text("stream")).reply
+    assert isinstance(first, StreamReply) and not first.finish
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        latest = client.send(client.signer.callback(refresh(first.id))).reply
+        assert isinstance(latest, StreamReply)
+        if latest.finish:
+            break
+        time.sleep(0.02)
+    assert latest == StreamReply(first.id, "async words", finish=True)
