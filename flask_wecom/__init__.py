@@ -1,8 +1,19 @@
 """flask_wecom: receive WeCom (企业微信) callbacks in any WSGI application.
 
 The core (crypto, envelopes, messages, replies, routing, middleware) imports no
-web framework; the Flask extension (``WeCom``, ``current_message``) is loaded
-only when first used.
+web framework; the Flask names below are loaded only when first used.
+
+Flask (loaded lazily, from :mod:`flask_wecom.extension`):
+    ``WeCom`` (an app's callback URL and its handlers), ``AIBot`` (智能机器人),
+    ``WeComSuite`` (第三方应用), ``current_message`` (the message being handled).
+
+Framework-free: ``WeComCrypto``, ``signature``, ``Decrypted`` (crypto);
+``WeComError`` (the error root); ``Message``, ``parse_message`` (messages);
+``Reply`` and its kinds ``TextReply``, ``ImageReply``, ``VoiceReply``, ``VideoReply``,
+``NewsReply`` with ``Article``, ``StreamReply``, ``TemplateCardReply``,
+``UpdateButtonReply``, ``UpdateTaskcardReply``, ``UpdateTemplateCardReply``,
+``WelcomeTextReply`` (replies); ``Router`` (routing); ``WeComMiddleware``, ``Endpoint``,
+``Outcome`` (the WSGI adapter). ``__version__`` is the installed version.
 """
 
 from __future__ import annotations
@@ -70,6 +81,11 @@ __all__ = [
 ]
 
 _FLASK_NAMES = {"AIBot", "WeCom", "WeComSuite", "current_message"}
+
+
+def __dir__() -> list[str]:
+    """Every public name, the lazily loaded Flask ones included (for ``dir()`` and IDEs)."""
+    return sorted({*globals(), *__all__})
 
 
 def __getattr__(name: str) -> Any:
