@@ -64,9 +64,9 @@ clean_venv 3.11 "$work/venv-3.11" "$wheel" pytest
 WECOM_QUICKSTART_PYTHON="$work/venv-3.11/bin/python" \
     "$py" -m pytest -q -p no:cacheprovider tests/test_quickstart.py
 
-# A copy of the tests and the README outside the source tree, for the smoke runs.
+# A copy of the tests, the docs and the README (some tests read them) outside the source tree.
 mkdir "$work/tree"
-cp -r tests README.md "$work/tree/"
+cp -r tests docs README.md "$work/tree/"
 for version in ${WECOM_MATRIX:-3.10 3.12 3.13}; do
     step "smoke tests on Python $version"
     clean_venv "$version" "$work/venv-$version" "$wheel" "${smoke_needs[@]}"
