@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import re
+import sys
 import time
 import tracemalloc
 import typing
@@ -1803,6 +1804,7 @@ def single_model_names(
     return {name: found.pop() for name, found in models.items() if len(found) == 1}
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="typing.get_overloads is new in Python 3.11")
 @pytest.mark.parametrize(
     ("method", "expected"),
     [
