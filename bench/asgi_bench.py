@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.e2e_bench import drive, process_cpu_seconds, render  # noqa: E402
+from bench.pipeline_bench import CORP_ID, KEY, TOKEN  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from flask_wecom.asgi import WeComASGIMiddleware  # noqa: E402
 from flask_wecom.crypto import WeComCrypto  # noqa: E402
@@ -41,9 +42,6 @@ from flask_wecom.pipeline import Endpoint, Pipeline  # noqa: E402
 from flask_wecom.receivers import Receiver  # noqa: E402
 from flask_wecom.testing import CallbackSigner  # noqa: E402
 
-TOKEN = "benchToken0123456789abcdefABCDEF"  # noqa: S105 (a benchmark's own credentials)
-KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-CORP_ID = "wwbench0123456789"
 REPLY = "Thanks, your message is received. 已收到。"
 
 
