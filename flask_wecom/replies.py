@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import abc
 import base64 as base64_codec
+import functools
 import hashlib
 import json
 import re
@@ -125,13 +126,19 @@ def xml_elements(elements: Mapping[str, XmlValue]) -> str:
     """
     parts = []
     for name, value in elements.items():
-        items = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+        # The common types first: they skip the slower ABC checks.
+        if isinstance(value, (list, tuple)):
+            items: Sequence[XmlValue] = value
+        elif isinstance(value, (str, int, dict)) or not isinstance(value, Sequence):
+            items = (value,)
+        else:
+            items = value
         for item in items:
             if isinstance(item, str):
                 inner = cdata(item)
             elif isinstance(item, int):
                 inner = str(item)
-            elif isinstance(item, Mapping):
+            elif isinstance(item, (dict, Mapping)):
                 inner = xml_elements(item)
             else:
                 raise TypeError(f"element {name!r} cannot hold {type(item).__name__}")
@@ -162,17 +169,23 @@ def _utf8_length(value: str) -> int:
     return len(value.encode("utf-8"))
 
 
+@functools.cache
+def _element_names(cls: type) -> tuple[tuple[str, str], ...]:
+    """``(field name, element name)`` of each field of the dataclass ``cls``, worked out once."""
+    return tuple((f.name, _camel(f.name)) for f in fields(cls))
+
+
 def _check_xml_fields(obj: Any) -> None:
     """Refuse any text field of the dataclass ``obj`` that XML 1.0 cannot carry."""
-    for f in fields(obj):
-        value = getattr(obj, f.name)
+    for name, _ in _element_names(type(obj)):
+        value = getattr(obj, name)
         if isinstance(value, str):
-            _require_xml_text(value, f.name)
+            _require_xml_text(value, name)
 
 
 def _camel_fields(obj: Any) -> dict[str, XmlValue]:
     """The fields of the dataclass ``obj`` keyed by element name."""
-    return {_camel(f.name): getattr(obj, f.name) for f in fields(obj)}
+    return {element: getattr(obj, name) for name, element in _element_names(type(obj))}
 
 
 def _fields_from_xml(cls: Any, element: Any) -> dict[str, Any]:
