@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import abc
 import base64 as base64_codec
-import functools
 import hashlib
 import json
 import re
@@ -169,13 +168,18 @@ def _utf8_length(value: str) -> int:
     return len(value.encode("utf-8"))
 
 
-@functools.cache
+_ELEMENT_NAMES: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
 def _element_names(cls: type) -> tuple[tuple[str, str], ...]:
     """``(field name, element name)`` of each field of the dataclass ``cls``, worked out once."""
-    return tuple((f.name, _camel(f.name)) for f in fields(cls))
+    names = _ELEMENT_NAMES.get(cls)
+    if names is None:
+        names = _ELEMENT_NAMES[cls] = tuple((f.name, _camel(f.name)) for f in fields(cls))
+    return names
 
 
-def _check_xml_fields(obj: Any) -> None:
+def _check_xml_fields(obj: object) -> None:
     """Refuse any text field of the dataclass ``obj`` that XML 1.0 cannot carry."""
     for name, _ in _element_names(type(obj)):
         value = getattr(obj, name)
@@ -183,7 +187,7 @@ def _check_xml_fields(obj: Any) -> None:
             _require_xml_text(value, name)
 
 
-def _camel_fields(obj: Any) -> dict[str, XmlValue]:
+def _camel_fields(obj: object) -> dict[str, XmlValue]:
     """The fields of the dataclass ``obj`` keyed by element name."""
     return {element: getattr(obj, name) for name, element in _element_names(type(obj))}
 
