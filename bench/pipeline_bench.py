@@ -11,7 +11,9 @@ best round reported (interference only ever slows a round down):
 * ``lean``: the same with ``WECOM_DEDUP=False`` and ``WECOM_DEADLINE=0``;
 * ``bare``: :class:`~flask_wecom.WeComMiddleware` around a trivial WSGI app (no
   dedup), against the crypto floor measured beside it (decrypt, then encrypt and seal);
-* ``handoff``: the runner's deadline hand-off of a no-op job, against calling it inline;
+* ``handoff``: the runner's deadline hand-off of a no-op job, against calling it inline,
+  beside ``thread round trip``: two bare threads passing a lock back and forth, the floor of
+  any hand-off from one Python thread to another and back on this machine;
 * refusals: the worst unauthenticated requests (a fresh timestamp and a made-up
   signature) against a valid callback through ``defaults``.
 
@@ -23,9 +25,11 @@ Run: ``.venv/bin/python bench/pipeline_bench.py`` (or ``scripts/bench.sh pipelin
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import io
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -213,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         results.setdefault("handoff", []).append(
             per_call(lambda i: runner.run(_noop, 4.0), n) - per_call(lambda i: _noop(), n)
         )
+        results.setdefault("thread round trip", []).append(per_call(ping_pong(), n))
         for label, (query, body) in worst.items():
             results.setdefault(label, []).append(
                 per_call(
@@ -232,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         ("lean / glue", best["lean"] / best["glue"], None),
         ("bare / crypto floor", best["bare"] / best["floor"], 3.0),
         ("deadline hand-off (us)", best["handoff"], 15.0),
+        ("hand-off / thread round trip", best["handoff"] / best["thread round trip"], None),
         (
             "worst refusal / valid callback",
             max(best[label] for label in worst) / best["defaults"],
@@ -249,6 +255,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def _noop() -> None:
     return None
+
+
+def ping_pong() -> Callable[[int], None]:
+    """One round trip to another thread and back: a lock released for it, one acquired from it."""
+    there, back = _thread.allocate_lock(), _thread.allocate_lock()
+    there.acquire()
+    back.acquire()
+
+    def serve() -> None:
+        while True:
+            there.acquire()
+            back.release()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def run(i: int) -> None:
+        there.release()
+        back.acquire()
+
+    return run
 
 
 def refusals(signer: CallbackSigner) -> dict[str, tuple[str, bytes]]:
