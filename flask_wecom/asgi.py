@@ -109,6 +109,8 @@ class WeComASGIMiddleware:
         return self.pipeline.endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI application: callbacks to a mounted path go through the pipeline, any
+        other request (and the lifespan) to the wrapped app."""
         endpoint = (
             self.pipeline.endpoint(scope.get("path", "")) if scope["type"] == "http" else None
         )

@@ -182,6 +182,8 @@ class WeComMiddleware:
         self.pipeline.add_endpoint(endpoint)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """The WSGI application: callbacks to a mounted path go through the pipeline, any
+        other request to the wrapped app."""
         endpoint = self.pipeline.endpoint(environ.get("PATH_INFO") or "/")
         if endpoint is None:
             return self.app(environ, start_response)

@@ -83,7 +83,9 @@ class HandlerDecorator(Protocol[M]):
 
     def __call__(
         self, handler: Callable[Concatenate[M, P], R], /
-    ) -> Callable[Concatenate[M, P], R]: ...
+    ) -> Callable[Concatenate[M, P], R]:
+        """Register ``handler`` and return it unchanged."""
+        ...
 
 
 class MessageOptions(TypedDict, total=False):
