@@ -79,20 +79,31 @@ _FLAT_FIELD = (
     rf"(?:<!\[CDATA\[([^{_ILLEGAL}\]]*(?:\](?!\]>)[^{_ILLEGAL}\]]*)*)\]\]>|([^{_ILLEGAL}<&\]]*))"
     r"</(?P=name)>" + _SPACE
 )
-_FLAT_DOCUMENT = re.compile(f"{_SPACE}<xml>{_SPACE}(?P<fields>(?:{_FLAT_FIELD})*)</xml>{_SPACE}")
-_FLAT_FIELDS = re.compile(_FLAT_FIELD)
+_FLAT_OPEN = re.compile(f"{_SPACE}<xml>{_SPACE}")
+_FLAT_FIELD_AT = re.compile(_FLAT_FIELD).match
+_FLAT_CLOSE = re.compile(f"</xml>{_SPACE}")
 
 
 def _read_flat(text: str) -> dict[str, str] | None:
-    """The children of a document in the flat subset without repeated names, else None."""
-    document = _FLAT_DOCUMENT.fullmatch(text)
-    if document is None:
+    """The children of a document in the flat subset without repeated names, else None.
+
+    One pass, field after field: each field's pattern has a single way to match, so reading
+    them greedily accepts exactly the documents the whole pattern would.
+    """
+    opening = _FLAT_OPEN.match(text)
+    if opening is None:
         return None
+    position = opening.end()
     children: dict[str, str] = {}
-    for name, in_cdata, plain in _FLAT_FIELDS.findall(text, *document.span("fields")):
+    while (element := _FLAT_FIELD_AT(text, position)) is not None:
+        name, in_cdata, plain = element.groups("")
         if name in children:
             return None  # repeats become lists: left to the general reader
         children[name] = in_cdata or plain
+        position = element.end()
+    closing = _FLAT_CLOSE.match(text, position)
+    if closing is None or closing.end() != len(text):
+        return None
     return children
 
 
