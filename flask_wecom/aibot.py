@@ -45,6 +45,9 @@ class BotReceiver(Receiver):
     required: ClassVar[tuple[str, ...]] = ("TOKEN", "ENCODING_AES_KEY")
     #: Late bot replies go to the message's response_url.
     sends_late_replies_by_api: ClassVar[bool] = False
+    #: The origins a ``response_url`` may point to (``WECOM_RESPONSE_URL_ORIGINS``); None:
+    #: :data:`flask_wecom.client.RESPONSE_URL_ORIGINS`, WeCom's own.
+    response_url_origins: tuple[str, ...] | None = None
 
     def receive_ids(
         self, corp_ids: tuple[str, ...], suite_id: str
@@ -112,7 +115,7 @@ class BotReceiver(Receiver):
             if not isinstance(content, str):
                 raise ValueError(f"{type(reply).__name__} cannot be sent to response_url")
             payload = {"msgtype": "markdown", "markdown": {"content": content}}
-        post_response_url(url, payload)
+        post_response_url(url, payload, origins=self.response_url_origins)
 
 
 def _running_loop() -> bool:

@@ -36,10 +36,11 @@ so ``corpsecret=`` and ``access_token=`` values read ``[REDACTED]`` even at DEBU
 
 **Where requests go.** The API base URL must be ``https://``; plain ``http://`` is
 accepted only to a loopback address (a local TLS-terminating proxy, a test fake) or with
-``allow_http=True``. A ``response_url`` (AI bots) must be ``https://`` on an origin of
-:data:`RESPONSE_URL_ORIGINS` (WeCom's ``https://qyapi.weixin.qq.com``; add a private
-deployment's origin there, or pass ``origins=``): a callback cannot make this server post
-to 127.0.0.1 or another host. No request follows a redirect.
+``allow_http=True`` (``WECOM_API_ALLOW_HTTP``). A ``response_url`` (AI bots) must be
+``https://`` on an origin of :data:`RESPONSE_URL_ORIGINS` (WeCom's
+``https://qyapi.weixin.qq.com``; a private deployment sets ``WECOM_RESPONSE_URL_ORIGINS``,
+or passes ``origins=``): a callback cannot make this server post to 127.0.0.1 or another
+host. No request follows a redirect.
 
 Needs the ``client`` extra (``pip install 'flask-wecom[client]'``) for requests. Imports
 nothing from Flask.
@@ -78,6 +79,7 @@ __all__ = [
     "UnsafeURLError",
     "WeComClient",
     "check_api_base_url",
+    "check_origin",
     "check_response_url",
     "post_response_url",
 ]
@@ -694,6 +696,18 @@ def check_response_url(url: str, origins: Collection[str] = RESPONSE_URL_ORIGINS
             f"response_url points to {parts.scheme}://{parts.hostname}, not to an accepted "
             "origin (flask_wecom.client.RESPONSE_URL_ORIGINS)"
         )
+
+
+def check_origin(origin: str) -> str:
+    """Check one entry of the accepted ``response_url`` origins: ``scheme://host[:port]``
+    (http or https), nothing else; return it unchanged.
+
+    :raises UnsafeURLError: it is not an origin.
+    """
+    parts = _split(origin, "an origin")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise UnsafeURLError("an origin is scheme://host[:port], without a path or query")
+    return origin
 
 
 def check_api_base_url(url: str, *, allow_http: bool = False) -> str:

@@ -178,6 +178,7 @@ class WeCom(Receiver):
             path_prefix=setup.url_prefix or "",
             deferrer=self.deferrer,
             scope=app.app_context,
+            response_url_origins=app_settings.response_url_origins,
         )
         state.middleware.add_endpoint(endpoint)
         state.middleware.hooks.extend(self.hooks)

@@ -46,6 +46,7 @@ ENDPOINT_DEFAULTS: Mapping[str, Any] = {
     "SECRET": "",
     "AGENT_ID": "",
     "API_BASE_URL": "https://qyapi.weixin.qq.com",
+    "API_ALLOW_HTTP": False,
     "SUITE_ID": "",
 }
 #: App-wide keys with their defaults.
@@ -61,6 +62,8 @@ APP_DEFAULTS: Mapping[str, Any] = {
     "DEDUP_WAIT": 4.0,
     "DEDUP_WRITE_BEHIND": None,
     "THREADS": 8,
+    #: None: WeCom's own (:data:`flask_wecom.client.RESPONSE_URL_ORIGINS`).
+    "RESPONSE_URL_ORIGINS": None,
 }
 APP_PREFIX = "WECOM_"
 
@@ -91,6 +94,8 @@ class EndpointSettings:
     secret: str
     agent_id: str
     api_base_url: str
+    #: Accept an ``http://`` API base URL on any host (not only loopback).
+    api_allow_http: bool
     suite_id: str
 
 
@@ -109,6 +114,8 @@ class AppSettings:
     dedup_wait: float
     dedup_write_behind: float | None
     threads: int
+    #: The origins an AI bot's ``response_url`` may point to; None: WeCom's own.
+    response_url_origins: tuple[str, ...] | None
 
 
 def read_settings(
@@ -164,6 +171,9 @@ def read_settings(
         secret=reader.text("SECRET", value("SECRET", prefix, endpoint_defaults), empty=True),
         agent_id=reader.digits("AGENT_ID", value("AGENT_ID", prefix, endpoint_defaults)),
         api_base_url=reader.text("API_BASE_URL", value("API_BASE_URL", prefix, endpoint_defaults)),
+        api_allow_http=reader.flag(
+            "API_ALLOW_HTTP", value("API_ALLOW_HTTP", prefix, endpoint_defaults)
+        ),
         suite_id=reader.text("SUITE_ID", value("SUITE_ID", prefix, endpoint_defaults), empty=True),
     )
     app_reader = _Reader(APP_PREFIX)
@@ -194,6 +204,9 @@ def read_settings(
             "DEDUP_WRITE_BEHIND", value("DEDUP_WRITE_BEHIND", APP_PREFIX, app_defaults)
         ),
         threads=app_reader.integer("THREADS", value("THREADS", APP_PREFIX, app_defaults), 1),
+        response_url_origins=app_reader.origins(
+            "RESPONSE_URL_ORIGINS", value("RESPONSE_URL_ORIGINS", APP_PREFIX, app_defaults)
+        ),
     )
     if app.dedup and app.dedup_ttl < 2 * app.tolerance:
         raise ConfigError(
@@ -310,6 +323,30 @@ class _Reader:
         if isinstance(raw, int):
             return bool(raw)
         raise self.fail(key, f"must be true or false, got {raw!r}")
+
+    def origins(self, key: str, raw: Any) -> tuple[str, ...] | None:
+        """A list of origins (``scheme://host[:port]``) or a comma-separated string of them;
+        None (or "") for the default."""
+        if raw in (None, ""):
+            return None
+        if isinstance(raw, str):
+            parts = [part.strip() for part in raw.split(",")]
+        elif isinstance(raw, list | tuple) and all(isinstance(p, str) for p in raw):
+            parts = list(raw)
+        else:
+            raise self.fail(
+                key, f"must be a list of origins or a comma-separated string, got {raw!r}"
+            )
+        if not parts or "" in parts:
+            raise self.fail(key, "must name one origin or more, none of them empty")
+        from .client import UnsafeURLError, check_origin  # the client extra's module
+
+        for origin in parts:
+            try:
+                check_origin(origin)
+            except UnsafeURLError as exc:
+                raise self.fail(key, f"holds {origin!r}: {exc}") from None
+        return tuple(parts)
 
     def previous(self, key: str, raw: Any) -> tuple[tuple[str, str], ...]:
         if isinstance(raw, str):  # from the environment: JSON

@@ -21,7 +21,7 @@ from typing import Any
 
 from .crypto import WeComCrypto
 from .dedup import Deduplicator
-from .errors import AESKeyError
+from .errors import AESKeyError, ConfigError
 from .pipeline import Endpoint, OutcomeHook, Pipeline
 from .receivers import Deferrer, Receiver, Scope
 from .runner import Runner
@@ -65,14 +65,23 @@ def build_endpoint(
     path_prefix: str = "",
     deferrer: Deferrer | None = None,
     scope: Scope = contextlib.nullcontext,
+    response_url_origins: tuple[str, ...] | None = None,
 ) -> Endpoint:
     """The endpoint of ``receiver`` with an endpoint's settings.
 
     Receive ids per method and the API client follow the receiver's kind
     (:meth:`~flask_wecom.receivers.Receiver.receive_ids`).
 
-    :raises ConfigError: the Token or EncodingAESKey is unusable (the message names it).
+    :param response_url_origins: for an AI bot, the origins its ``response_url`` may point to
+        (``WECOM_RESPONSE_URL_ORIGINS``); None leaves the receiver's own (WeCom's by default).
+    :raises ConfigError: the Token, EncodingAESKey or API base URL is unusable (the message
+        names it).
     """
+    if response_url_origins is not None:
+        from .aibot import BotReceiver  # imports the client module
+
+        if isinstance(receiver, BotReceiver):
+            receiver.response_url_origins = response_url_origins
     url_ids, callback_ids = receiver.receive_ids(settings.corp_id, settings.suite_id)
     try:
         credentials = [
@@ -114,15 +123,22 @@ def _client(receiver: Receiver, settings: EndpointSettings, store: Store) -> Any
             settings.deadline,
         )
         return None
-    from .client import WeComClient  # the client extra (requests)
+    from .client import UnsafeURLError, WeComClient  # the client extra (requests)
 
-    return WeComClient(
-        settings.corp_id[0],
-        settings.secret,
-        agent_id=int(settings.agent_id),
-        base_url=settings.api_base_url,
-        store=store,
-    )
+    try:
+        return WeComClient(
+            settings.corp_id[0],
+            settings.secret,
+            agent_id=int(settings.agent_id),
+            base_url=settings.api_base_url,
+            store=store,
+            allow_http=settings.api_allow_http,
+        )
+    except UnsafeURLError as exc:
+        raise ConfigError(
+            settings.prefix + "API_BASE_URL",
+            f"is refused ({settings.prefix}API_ALLOW_HTTP=true allows http): {exc}",
+        ) from None
 
 
 def pipeline_from_config(
@@ -148,7 +164,14 @@ def pipeline_from_config(
         )
         if pipeline is None:
             pipeline = build_pipeline(app_settings, hooks=hooks)
-        pipeline.add_endpoint(build_endpoint(receiver, settings, pipeline.store))
+        pipeline.add_endpoint(
+            build_endpoint(
+                receiver,
+                settings,
+                pipeline.store,
+                response_url_origins=app_settings.response_url_origins,
+            )
+        )
     if pipeline is None:
         raise ValueError("pipeline_from_config needs at least one receiver")
     return pipeline
