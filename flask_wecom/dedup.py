@@ -118,6 +118,9 @@ class Deduplicator:
     :param write_behind: how long a finished reply may wait to be written together with
         others, seconds; 0 writes each at once. Defaults to 0 for a :class:`MemoryStore`
         (nothing to save) and 0.05 for any other store.
+    :param clock: seconds on a clock that never goes back, for a retry's wait and the rate
+        limit of the store-failure log; tests inject a fake one.
+    :param sleep: how :meth:`claim` pauses between looks; tests inject a fake one.
     """
 
     def __init__(
@@ -305,7 +308,7 @@ class Deduplicator:
                     self._store_failed(exc)
 
     def _store_failed(self, exc: StoreError) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_store_error >= 60:
             self._last_store_error = now
             logger.error("dedup store failed (%s); handling callbacks without dedup", exc)
