@@ -48,7 +48,7 @@ if str(ROOT) not in sys.path:
 
 from flask_wecom.dedup import Deduplicator  # noqa: E402
 from flask_wecom.stores import MemoryStore, RedisStore  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
+from harness.redis_server import RedisServer  # noqa: E402
 
 #: The handler's CPU time per callback, in seconds.
 HANDLER_SECONDS = 300e-6

@@ -60,9 +60,9 @@ from flask_wecom.dedup import Deduplicator  # noqa: E402
 from flask_wecom.messages import Message  # noqa: E402
 from flask_wecom.stores import store_from_url  # noqa: E402
 from flask_wecom.testing import CallbackSigner, SignedRequest  # noqa: E402
-from tests.attacks.forge import CORP_ID, ENV, KEY, TOKEN  # noqa: E402
-from tests.support.gunicorn import GunicornServer  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
+from harness.forge import CORP_ID, ENV, KEY, TOKEN  # noqa: E402
+from harness.redis_server import RedisServer  # noqa: E402
+from harness.web_servers import GunicornServer  # noqa: E402
 
 REPLY = "Thanks, your message is received. 已收到。"
 

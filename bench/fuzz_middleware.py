@@ -46,7 +46,7 @@ with atheris.instrument_imports(include=["flask_wecom"]):
     from flask_wecom import WeCom
     from flask_wecom.messages import Message
     from flask_wecom.testing import CallbackSigner, SignedRequest
-    from tests.attacks.forge import CORP_ID, KEY, TOKEN, encrypt_raw, frame, pad, signed_post
+    from harness.forge import CORP_ID, KEY, TOKEN, encrypt_raw, frame, pad, signed_post
 
 REFUSALS = {400, 403, 405, 413}
 #: Flask's own answers on paths the middleware does not own: OPTIONS, slash redirects, 404, 405.

@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:
 
 from bench.e2e_bench import percentile, process_cpu_seconds  # noqa: E402
 from flask_wecom.testing_longconn import FakeLongConnServer, Sent  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
+from harness.redis_server import RedisServer  # noqa: E402
 
 BOT, SECRET = "aibBENCHBOT", "BENCH_LONGCONN_SECRET"
 CLIENTS = ("flask_wecom", "flask_wecom-async", "flask_wecom-redis", "sdk")

@@ -56,7 +56,7 @@ if str(ROOT) not in sys.path:
 from bench.e2e_bench import read_response, render  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from flask_wecom.testing import CallbackSigner, SignedRequest  # noqa: E402
-from tests.attacks.forge import (  # noqa: E402
+from harness.forge import (  # noqa: E402
     CORP_ID,
     ENV,
     KEY,
@@ -66,8 +66,8 @@ from tests.attacks.forge import (  # noqa: E402
     pad,
     signed_post,
 )
-from tests.support.gunicorn import GunicornServer  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
+from harness.redis_server import RedisServer  # noqa: E402
+from harness.web_servers import GunicornServer  # noqa: E402
 
 #: Share of each kind in the measured mix.
 MIX = {"valid": 0.6, "retry": 0.2, "attack": 0.2}

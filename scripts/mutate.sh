@@ -72,6 +72,7 @@ for module in "${modules[@]}"; do
         echo "    no:cacheprovider"
         echo "also_copy ="
         echo "    example_app/"
+        echo "    harness/"
     } >>"$work/setup.cfg"
     echo "== $module: ${TESTS[$module]} (copy: $work, limit ${SECONDS_PER_MODULE}s)"
     status=0

@@ -66,7 +66,7 @@ WECOM_QUICKSTART_PYTHON="$work/venv-3.11/bin/python" \
 
 # A copy of the tests, the docs and the README (some tests read them) outside the source tree.
 mkdir "$work/tree"
-cp -r tests docs README.md "$work/tree/"
+cp -r tests harness docs README.md "$work/tree/"
 for version in ${WECOM_MATRIX:-3.10 3.12 3.13}; do
     step "smoke tests on Python $version"
     clean_venv "$version" "$work/venv-$version" "$wheel" "${smoke_needs[@]}"

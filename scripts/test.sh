@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test,dev,docs
 py=${WECOM_VENV:-.venv}/bin/python
 "$py" -m mypy
-"$py" -m ruff check flask_wecom tests bench example_app
-"$py" -m ruff format --check flask_wecom tests bench example_app
+"$py" -m ruff check flask_wecom tests harness bench example_app
+"$py" -m ruff format --check flask_wecom tests harness bench example_app
 "$py" -m sphinx -W --keep-going -q -b html docs docs/_build/html
 "$py" -m pytest "$@"
 if [ "$#" -eq 0 ]; then

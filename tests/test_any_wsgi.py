@@ -16,8 +16,8 @@ import requests
 
 from flask_wecom.replies import TextReply
 from flask_wecom.testing import CallbackSigner, SignedRequest
+from harness.web_servers import GunicornServer
 from tests.support.fake_wecom_api import FAKE_CORP_ID, FakeWeComAPIProcess, wecom_settings
-from tests.support.gunicorn import GunicornServer
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,9 @@ import requests
 from flask_wecom.envelope import extract_encrypted
 from flask_wecom.replies import StreamReply, TextReply
 from flask_wecom.testing import CallbackSigner, SignedRequest, WeComTestClient, aibot_payload
-from tests.attacks.forge import CORP_ID, KEY, MARKER, TOKEN
-from tests.support.gunicorn import UvicornServer
-from tests.support.redis_server import RedisServer
+from harness.forge import CORP_ID, KEY, MARKER, TOKEN
+from harness.redis_server import RedisServer
+from harness.web_servers import UvicornServer
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,7 @@ from flask_wecom.envelope import extract_encrypted
 from flask_wecom.middleware import Endpoint, WeComMiddleware
 from flask_wecom.replies import Reply, StreamReply, TextReply
 from flask_wecom.testing import CallbackSigner
-from tests.support.gunicorn import GunicornServer, free_port
+from harness.web_servers import GunicornServer, free_port
 from tests.support.vectors import CORP_ID, KEY, TOKEN, load
 
 ENV = {"WECOM_TOKEN": TOKEN, "WECOM_ENCODING_AES_KEY": KEY, "WECOM_CORP_ID": CORP_ID}

@@ -18,6 +18,7 @@ from flask import Flask
 from flask_wecom import TextReply, WeCom
 from flask_wecom.messages import Message
 from flask_wecom.testing import CallbackSigner, WeComTestClient
+from harness.web_servers import GunicornServer
 from tests.support.fake_wecom_api import (
     FAKE_AGENT_ID,
     FAKE_CORP_ID,
@@ -26,7 +27,6 @@ from tests.support.fake_wecom_api import (
     FakeWeComAPIProcess,
     wecom_settings,
 )
-from tests.support.gunicorn import GunicornServer
 from tests.support.vectors import KEY, TOKEN
 
 

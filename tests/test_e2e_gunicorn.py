@@ -10,8 +10,8 @@ import requests
 
 from flask_wecom import StreamReply
 from flask_wecom.testing import CallbackSigner, SignedRequest, aibot_payload
-from tests.support.gunicorn import GunicornServer
-from tests.support.redis_server import RedisServer
+from harness.redis_server import RedisServer
+from harness.web_servers import GunicornServer
 from tests.support.vectors import CORP_ID, KEY, TOKEN
 
 pytestmark = pytest.mark.slow

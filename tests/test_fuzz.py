@@ -47,7 +47,7 @@ from flask_wecom.pipeline import Endpoint, check_direction
 from flask_wecom.replies import TextReply
 from flask_wecom.safe_xml import parse_xml
 from flask_wecom.testing import CallbackSigner, SignedRequest
-from tests.attacks.forge import CORP_ID, KEY, TOKEN, encrypt_raw, frame, pad, signed_post
+from harness.forge import CORP_ID, KEY, TOKEN, encrypt_raw, frame, pad, signed_post
 
 EXAMPLES = int(os.environ.get("WECOM_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from flask_wecom.testing import CallbackSigner, Credentials, SignedRequest
-from tests.support.gunicorn import GunicornServer
+from harness.web_servers import GunicornServer
 
 pytestmark = pytest.mark.slow
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import flask_wecom
 
 PACKAGE = Path(flask_wecom.__file__).parent
+REPOSITORY = PACKAGE.parent
 #: Modules allowed to import a web framework or pytest.
 TOP_LAYER = {"extension", "rq", "pytest_plugin", "cli", "__main__"}
 CORE_MODULES = sorted(
@@ -51,3 +53,42 @@ def test_crypto_works_without_flask() -> None:
         check=False,
     )
     assert result.stdout.strip() == "crypto ok", result.stderr
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module name ``path`` imports, at any depth of its code."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def from_package(names: set[str], package: str) -> set[str]:
+    return {name for name in names if name == package or name.startswith(package + ".")}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*REPOSITORY.glob("bench/*.py"), *REPOSITORY.glob("harness/*.py")]),
+    ids=lambda path: f"{path.parent.name}/{path.name}",
+)
+def test_benches_and_harness_import_nothing_from_tests(path: Path) -> None:
+    assert from_package(imported_modules(path), "tests") == set()
+
+
+def test_no_test_module_imports_another() -> None:
+    """Tests share code through tests/support (and worker apps in tests/apps), never through
+    another test module."""
+    shared = ("tests.support", "tests.apps")
+    offenders = {
+        str(path.relative_to(REPOSITORY)): sorted(
+            name
+            for name in from_package(imported_modules(path), "tests")
+            if not name.startswith(shared)
+        )
+        for path in REPOSITORY.glob("tests/**/*.py")
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}

@@ -27,7 +27,7 @@ from flask_wecom.testing import (
     generate_token,
 )
 from flask_wecom.testing_longconn import ERR_INVALID_REQ_ID, FakeLongConnServer
-from tests.support.gunicorn import GunicornServer
+from harness.web_servers import GunicornServer
 
 pytestmark = pytest.mark.slow
 

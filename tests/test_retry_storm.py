@@ -28,11 +28,11 @@ import redis
 import requests
 
 from flask_wecom.testing import CallbackSigner, SignedRequest
+from harness.redis_server import RedisServer
+from harness.web_servers import GunicornServer
 from tests.support.bot_streams import check_stream_across_workers
-from tests.support.gunicorn import GunicornServer
 from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_sentinel import RedisSentinelGroup
-from tests.support.redis_server import RedisServer
 from tests.support.vectors import CORP_ID, KEY, TOKEN
 
 pytestmark = pytest.mark.slow

@@ -16,9 +16,9 @@ from flask_wecom.replies import StreamReply
 from flask_wecom.stores import store_from_url
 from flask_wecom.streams import StreamStore
 from flask_wecom.testing import CallbackSigner
-from tests.attacks.forge import KEY, TOKEN
+from harness.forge import KEY, TOKEN
+from harness.web_servers import GunicornServer
 from tests.support.fake_wecom_api import FAKE_CORP_ID, FakeWeComAPIProcess, wecom_settings
-from tests.support.gunicorn import GunicornServer
 
 pytestmark = pytest.mark.slow
 

@@ -26,9 +26,9 @@ import redis
 
 from flask_wecom.errors import StoreError
 from flask_wecom.stores import MemoryStore, RedisStore, Store, store_from_url
+from harness.redis_server import RedisServer
 from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_sentinel import RedisSentinelGroup
-from tests.support.redis_server import RedisServer
 
 T = TypeVar("T")
 

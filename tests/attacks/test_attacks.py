@@ -32,7 +32,7 @@ from flask_wecom.errors import SignatureError
 from flask_wecom.middleware import DEFAULT_MAX_BODY
 from flask_wecom.safe_xml import parse_xml
 from flask_wecom.testing import CallbackSigner, SignedRequest, app_message_xml
-from tests.attacks.forge import (
+from harness.forge import (
     CORP_ID,
     ENV,
     KEY,
@@ -43,7 +43,7 @@ from tests.attacks.forge import (
     pad,
     signed_post,
 )
-from tests.support.gunicorn import GunicornServer
+from harness.web_servers import GunicornServer
 
 #: The status recorded when the client gave up before any answer came.
 NO_ANSWER = 0

@@ -30,7 +30,7 @@ from flask_wecom.envelope import extract_encrypted
 from flask_wecom.messages import Message
 from flask_wecom.replies import StreamReply
 from flask_wecom.testing import CallbackSigner, SignedRequest, aibot_payload
-from tests.attacks.forge import CORP_ID, KEY, MARKER, TOKEN, encrypt_raw, frame, pad, signed_post
+from harness.forge import CORP_ID, KEY, MARKER, TOKEN, encrypt_raw, frame, pad, signed_post
 
 #: The body every refusal after the signature check gets, whatever failed.
 UNIFORM = b"parse (-40002): the callback could not be decrypted or read; the server log names"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.gunicorn import free_port
-from tests.support.redis_server import RedisServer
+from harness.redis_server import RedisServer
+from harness.web_servers import free_port
 
 __all__ = ["RedisCluster", "RedisNode", "redis_cluster", "wait_until"]
 
