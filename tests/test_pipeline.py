@@ -1,0 +1,705 @@
+"""flask_wecom.pipeline on its own, without a web framework: each request's answer, outcome
+and log line. Fast (no server, no host app), so it is the pipeline's mutation-test selection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from flask_wecom.aibot import BotReceiver
+from flask_wecom.crypto import WeComCrypto
+from flask_wecom.dedup import Claim, Deduplicator
+from flask_wecom.errors import ParseError, PayloadTooLarge, TimestampError
+from flask_wecom.messages import Message, parse_message
+from flask_wecom.pipeline import (
+    Answer,
+    Endpoint,
+    NotACallback,
+    Outcome,
+    Pipeline,
+    Verified,
+    check_direction,
+    parse_query,
+)
+from flask_wecom.receivers import Receiver
+from flask_wecom.replies import Reply, TextReply, UpdateButtonReply
+from flask_wecom.stores import MemoryStore
+from flask_wecom.suite import SuiteReceiver
+from flask_wecom.testing import CallbackSigner, SignedRequest, aibot_payload, app_message_xml
+from tests.support.vectors import CORP_ID, KEY, TOKEN
+
+NOW = 1_700_000_000
+OLD_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+OLD_TOKEN = "oldTokenAbcdef0123456789"
+TEXT = [("Content-Type", "text/plain; charset=utf-8")]
+XML = [("Content-Type", "application/xml; charset=utf-8")]
+#: The one answer to every refusal after the signature checked out.
+UNREADABLE = (
+    b"parse (-40002): the callback could not be decrypted or read; the server log names the cause\n"
+)
+
+
+class Handlers(Receiver):
+    """Text echoes; "slow" sleeps past a 0.2 s deadline; "defer" runs deferred."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late: list[Reply] = []
+        self.message("text")(self.echo)
+        self.message("voice", deferred=True)(lambda m: self.late.append(TextReply("deferred")))
+
+    def echo(self, message: Message) -> str:
+        if message.content == "slow":
+            time.sleep(0.3)
+        return f"echo: {message.content}"
+
+    def deliver(self, call: Any, reply: Reply) -> None:
+        self.late.append(reply)
+
+
+def signer(token: str = TOKEN, key: str = KEY) -> CallbackSigner:
+    return CallbackSigner(token, key, CORP_ID, clock=lambda: NOW)
+
+
+class Setup:
+    """A pipeline with one endpoint, its outcomes and the requests it answered."""
+
+    def __init__(self, *, endpoint: Endpoint | None = None, **options: Any) -> None:
+        self.receiver = Handlers()
+        self.endpoint = endpoint or Endpoint(
+            "/wecom",
+            [WeComCrypto(TOKEN, KEY, CORP_ID), WeComCrypto(OLD_TOKEN, OLD_KEY, CORP_ID)],
+            receiver=self.receiver,
+            deadline=0.2,
+        )
+        self.outcomes: list[Outcome] = []
+        options.setdefault("clock", lambda: NOW)
+        self.pipeline = Pipeline([self.endpoint], hooks=[self.outcomes.append], **options)
+
+    def send(
+        self, request: SignedRequest, method: str | None = None, query: str | None = None
+    ) -> Answer:
+        def read(limit: int) -> bytes:
+            if len(request.body) > limit:
+                raise PayloadTooLarge("over the body cap")
+            return request.body
+
+        return self.pipeline.handle(
+            self.endpoint,
+            method or request.method,
+            request.query_string if query is None else query,
+            read,
+            "10.0.0.1",
+        )
+
+
+def opened(setup: Setup, request: SignedRequest) -> Verified:
+    """The callback verified and decrypted (steps 1 and 2), ready for the later steps."""
+    query = setup.pipeline.check_query(setup.endpoint, "POST", request.query_string)
+    return setup.pipeline.open(setup.endpoint, query, request.body)
+
+
+@pytest.fixture
+def setup() -> Setup:
+    return Setup()
+
+
+def refusal_logged(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("refused")]
+    return {
+        "message": record.getMessage(),
+        **{k: getattr(record, k) for k in ("wecom_endpoint", "wecom_method", "wecom_remote")},
+        "reason": (record.wecom_reason, record.wecom_code),  # type: ignore[attr-defined]
+    }
+
+
+# -- URL verification ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "key", "credential"),
+    [(TOKEN, KEY, 0), (OLD_TOKEN, OLD_KEY, 1)],
+    ids=["newest", "previous"],
+)
+def test_url_verification(setup: Setup, token: str, key: str, credential: int) -> None:
+    answer = setup.send(signer(token, key).verification("1616140317555161061"))
+    assert answer == Answer(200, TEXT, b"1616140317555161061")
+    assert setup.outcomes == [Outcome("/wecom", "verified", 200, credential=credential)]
+
+
+LONG_ECHO = "x" * 65
+
+
+@pytest.mark.parametrize(
+    ("options", "make", "status", "body", "reason"),
+    [
+        pytest.param(
+            {"url_check": False},
+            lambda s: s.verification("1"),
+            405,
+            b"method (-40000): URL verification is turned off (WECOM_URL_CHECK=false); turn it "
+            b"on while saving the callback URL in the admin console\n",
+            ("method", -40000),
+            id="turned-off",
+        ),
+        pytest.param(
+            {},
+            lambda s: replace(
+                s.verification("1"), query_string=query_of(s.verification("1"), echostr=None)
+            ),
+            400,
+            b"parse (-40002): URL verification without echostr\n",
+            ("parse", -40002),
+            id="no-echostr",
+        ),
+        pytest.param(
+            {"max_envelope": 40},
+            lambda s: s.verification("1"),
+            413,
+            None,
+            ("too_large", -40002),
+            id="echostr-over-the-envelope-cap",
+        ),
+        pytest.param(
+            {},
+            lambda s: s.verification(LONG_ECHO),
+            400,
+            UNREADABLE,
+            ("not_a_callback", -40002),
+            id="echo-too-long",
+        ),
+        pytest.param(
+            {},
+            lambda s: s.verification("<xml><a>1</a></xml>"),
+            400,
+            UNREADABLE,
+            ("not_a_callback", -40002),
+            id="echo-is-xml",
+        ),
+        pytest.param(
+            {},
+            lambda s: s.verification("1", receive_id="wwother"),
+            400,
+            UNREADABLE,
+            ("receive_id", -40005),
+            id="other-receive-id",
+        ),
+        pytest.param(
+            {},
+            lambda s: s.verification("1", signature="0" * 40),
+            403,
+            None,
+            ("signature", -40001),
+            id="bad-signature",
+        ),
+    ],
+)
+def test_url_verification_refusals(
+    options: dict[str, Any],
+    make: Callable[[CallbackSigner], SignedRequest],
+    status: int,
+    body: bytes | None,
+    reason: tuple[str, int],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    setup = Setup(**options)
+    with caplog.at_level(logging.WARNING, logger="flask_wecom"):
+        answer = setup.send(make(signer()))
+    assert (answer.status, answer.headers) == (status, TEXT)
+    if body is not None:
+        assert answer.body == body
+    assert setup.outcomes == [Outcome("/wecom", "refused", status, reason[0])]
+    logged = refusal_logged(caplog)
+    assert logged["message"].startswith(f"refused GET /wecom from 10.0.0.1: {reason[0]} (")
+    assert (logged["wecom_endpoint"], logged["wecom_method"], logged["wecom_remote"]) == (
+        "/wecom",
+        "GET",
+        "10.0.0.1",
+    )
+    assert logged["reason"] == reason
+
+
+def test_an_echostr_exactly_at_the_envelope_cap_is_read() -> None:
+    request = signer().verification("1")
+    echostr = dict(p.split("=", 1) for p in request.query_string.split("&"))["echostr"]
+    answer = Setup(max_envelope=len(echostr)).send(request)
+    assert answer == Answer(200, TEXT, b"1")
+
+
+# -- the query, before the body -----------------------------------------------------------------
+
+
+def query_of(request: SignedRequest, **changes: str | None) -> str:
+    params = dict(p.split("=", 1) for p in request.query_string.split("&"))
+    for name, value in changes.items():
+        if value is None:
+            params.pop(name)
+        else:
+            params[name] = value
+    return "&".join(f"{k}={v}" for k, v in params.items())
+
+
+@pytest.mark.parametrize(
+    ("method", "changes", "status", "reason", "hint"),
+    [
+        pytest.param("PUT", {}, 405, "method", "PUT is not answered", id="put"),
+        pytest.param("POST", {"msg_signature": None}, 403, "signature", "", id="no-signature"),
+        pytest.param("POST", {"msg_signature": "a" * 39}, 403, "signature", "", id="sig-39"),
+        pytest.param("POST", {"msg_signature": "a" * 41}, 403, "signature", "", id="sig-41"),
+        pytest.param("POST", {"nonce": None}, 403, "signature", "", id="no-nonce"),
+        pytest.param("POST", {"timestamp": None}, 403, "timestamp", "", id="no-timestamp"),
+        pytest.param("POST", {"timestamp": ""}, 403, "timestamp", "", id="empty-timestamp"),
+        pytest.param("POST", {"timestamp": "17e8"}, 403, "timestamp", "", id="not-digits"),
+        pytest.param("POST", {"timestamp": "١٧٠٠"}, 403, "timestamp", "", id="arabic-digits"),
+        pytest.param("POST", {"timestamp": "1" * 13}, 403, "timestamp", "", id="13-digits"),
+        pytest.param("POST", {"timestamp": str(NOW - 301)}, 403, "timestamp", "", id="stale"),
+        pytest.param("POST", {"timestamp": str(NOW + 301)}, 403, "timestamp", "", id="future"),
+    ],
+)
+def test_query_refusals(
+    setup: Setup, method: str, changes: dict[str, str | None], status: int, reason: str, hint: str
+) -> None:
+    request = signer().text("hi")
+    answer = setup.send(request, method=method, query=query_of(request, **changes))
+    assert answer.status == status
+    assert answer.body.startswith(f"{reason} (".encode())
+    assert hint.encode() in answer.body
+    allow = [("Allow", "GET, POST")] if method == "PUT" else []
+    assert answer.headers == TEXT + allow
+    assert setup.outcomes == [Outcome("/wecom", "refused", status, reason)]
+
+
+@pytest.mark.parametrize("skew", [-300, 300, 0], ids=["oldest", "newest", "now"])
+def test_the_replay_window_holds_its_edges(setup: Setup, skew: int) -> None:
+    request = signer().callback(
+        signer().text("edge").plaintext, timestamp=NOW + skew, nonce=f"n{skew}"
+    )
+    assert setup.send(request).status == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("", {}, id="empty"),
+        pytest.param("a=1&b", {"a": "1", "b": ""}, id="no-value"),
+        pytest.param("e=a+b%2Bc%3D", {"e": "a+b+c="}, id="plus-stays-plus"),
+        pytest.param("e=a+b", {"e": "a+b"}, id="nothing-to-decode"),
+        pytest.param("%6E=1", {"n": "1"}, id="encoded-name"),
+    ],
+)
+def test_parse_query(raw: str, expected: dict[str, str]) -> None:
+    assert parse_query(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["n=1&n=2", "n=1&%6E=2"], ids=["plain", "encoded"])
+def test_a_repeated_parameter_is_refused(raw: str) -> None:
+    with pytest.raises(ParseError, match="duplicate query parameter 'n'"):
+        parse_query(raw)
+
+
+# -- callbacks ----------------------------------------------------------------------------------
+
+
+def test_a_callback_is_answered_replayed_and_waited(setup: Setup) -> None:
+    request = signer().text("hi")
+    answer = setup.send(request)
+    assert (answer.status, answer.headers) == (200, XML)
+    assert signer().decrypt_reply(answer.body, request) == TextReply("echo: hi").render(
+        parse_message(request.plaintext)
+    ).encode("utf-8")
+    retry = signer().callback(request.plaintext, nonce="retry-nonce")
+    replayed = setup.send(retry)
+    assert signer().decrypt_reply(replayed.body, retry) == signer().decrypt_reply(
+        answer.body, request
+    )
+    first, second = setup.outcomes
+    assert first._replace(handler_seconds=None) == Outcome(
+        "/wecom", "accepted", 200, credential=0, dedup="first"
+    )
+    assert first.handler_seconds is not None and 0 <= first.handler_seconds < 0.2
+    assert second == Outcome("/wecom", "replayed", 200, credential=0, dedup="replay")
+
+
+def test_a_retry_while_the_first_runs_is_answered_empty(setup: Setup) -> None:
+    request = signer().text("running")
+    verified = opened(setup, request)
+    claim = setup.pipeline.claim(verified)
+    assert claim is not None and claim.state == "first"
+    setup.pipeline.dedup = Deduplicator(setup.pipeline.store, wait=0)
+    assert setup.send(signer().callback(request.plaintext, nonce="n2")) == Answer(200, [], b"")
+    assert setup.outcomes == [Outcome("/wecom", "waited", 200, credential=0, dedup="waited")]
+
+
+def test_a_reply_sealed_by_the_previous_credentials_replays_with_them(setup: Setup) -> None:
+    old = signer(OLD_TOKEN, OLD_KEY)
+    request = old.text("rotating")
+    setup.send(request)
+    retry = old.callback(request.plaintext, nonce="n2")
+    assert old.decrypt_reply(setup.send(retry).body, retry) is not None
+    assert [o.credential for o in setup.outcomes] == [1, 1]
+
+
+def test_a_replay_with_an_unknown_credential_uses_the_verifying_one(setup: Setup) -> None:
+    request = signer().text("gone")
+    verified = opened(setup, request)
+    sealed = WeComCrypto(TOKEN, KEY, CORP_ID).encrypt(b"<xml>R</xml>", CORP_ID)
+    answer = setup.pipeline.replay(verified, Claim("replay", "k", reply=sealed, credential=5))
+    assert signer().decrypt_reply(answer.body, request) == b"<xml>R</xml>"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        pytest.param(lambda s: s.callback(b"<xml>\x00"), "parse", id="not-xml"),
+        pytest.param(lambda s: s.text("x", receive_id="wwother"), "receive_id", id="receive-id"),
+        pytest.param(
+            lambda s: s.callback(app_message_xml("text", {"FromUserName": CORP_ID}, to_user="u")),
+            "not_a_callback",
+            id="a-reply-of-ours",
+        ),
+        pytest.param(
+            lambda s: s.callback(
+                app_message_xml("text", {"FromUserName": "u", "AgentID": 7}, to_user=CORP_ID)
+            ),
+            "not_a_callback",
+            id="another-agent",
+        ),
+    ],
+)
+def test_every_refusal_after_the_signature_gets_one_answer(
+    make: Callable[[CallbackSigner], SignedRequest],
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    endpoint = Endpoint(
+        "/wecom", WeComCrypto(TOKEN, KEY, CORP_ID), receiver=Handlers(), agent_id=1000002
+    )
+    setup = Setup(endpoint=endpoint)
+    with caplog.at_level(logging.WARNING, logger="flask_wecom"):
+        answer = setup.send(make(signer()))
+    assert answer == Answer(400, TEXT, UNREADABLE)
+    assert setup.outcomes == [Outcome("/wecom", "refused", 400, reason)]
+    assert refusal_logged(caplog)["message"].startswith(
+        f"refused POST /wecom from 10.0.0.1: {reason}"
+    )
+
+
+@pytest.mark.parametrize(("extra", "status"), [(0, 200), (1, 413)], ids=["at-cap", "over-cap"])
+def test_the_envelope_cap(extra: int, status: int) -> None:
+    request = signer().text("cap")
+    answer = Setup(max_envelope=len(request.body) - extra).send(request)
+    assert answer.status == status
+
+
+def test_the_body_cap(caplog: pytest.LogCaptureFixture) -> None:
+    request = signer().text("cap")
+    with caplog.at_level(logging.WARNING, logger="flask_wecom"):
+        answer = Setup(max_body=len(request.body) - 1).send(request)
+    assert (answer.status, refusal_logged(caplog)["reason"]) == (413, ("too_large", -40002))
+    assert Setup(max_body=len(request.body)).send(request).status == 200
+
+
+def test_an_acknowledging_endpoint_answers_its_literal(caplog: pytest.LogCaptureFixture) -> None:
+    endpoint = Endpoint("/suite", WeComCrypto(TOKEN, KEY, CORP_ID), receiver=SuiteReceiver())
+    setup = Setup(endpoint=endpoint)
+    request = signer().callback(
+        app_message_xml("event", {"FromUserName": "u", "Event": "x"}, to_user=CORP_ID)
+    )
+    assert setup.send(request) == Answer(200, TEXT, b"success")
+    assert setup.send(signer().callback(request.plaintext, nonce="again")) == Answer(
+        200, TEXT, b"success"
+    )
+
+
+# -- routing and running ------------------------------------------------------------------------
+
+
+def test_a_handler_past_the_deadline_answers_empty_and_replies_late(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="flask_wecom"):
+        assert setup.send(signer().text("slow")) == Answer(200, [], b"")
+    setup.pipeline.runner.drain(5)
+    assert setup.receiver.late == [TextReply("echo: slow")]
+    assert any(
+        r.getMessage()
+        == "handler for text/- missed the 0.2 s deadline; its reply goes through the API"
+        for r in caplog.records
+    )
+
+
+def test_a_deferred_handler_answers_empty_and_runs_later(setup: Setup) -> None:
+    assert setup.send(signer().message("voice", {"MediaId": "m"})) == Answer(200, [], b"")
+    setup.pipeline.runner.drain(5)
+    assert setup.receiver.late == [TextReply("deferred")]
+
+
+def test_an_inline_endpoint_runs_the_handler_on_the_request_thread() -> None:
+    receiver = Handlers()
+    endpoint = Endpoint("/wecom", WeComCrypto(TOKEN, KEY, CORP_ID), receiver=receiver, deadline=0)
+    request = signer().text("slow")
+    answer = Setup(endpoint=endpoint).send(request)
+    assert signer().decrypt_reply(answer.body, request) is not None
+    assert receiver.late == []
+
+
+def test_a_reply_that_cannot_answer_this_callback_is_answered_empty(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    receiver = Receiver()
+    receiver.event("subscribe")(lambda m: UpdateButtonReply("ok"))  # for template_card_event
+    setup = Setup(endpoint=Endpoint("/wecom", WeComCrypto(TOKEN, KEY, CORP_ID), receiver=receiver))
+    with caplog.at_level(logging.ERROR, logger="flask_wecom"):
+        answer = setup.send(signer().subscribe())
+    assert answer == Answer(200, [], b"")
+    assert [r.getMessage() for r in caplog.records] == [
+        "reply refused for event/subscribe; answering empty"
+    ]
+
+
+def test_a_wrapped_app_answers_for_an_endpoint_without_a_receiver() -> None:
+    endpoint = Endpoint("/wecom", WeComCrypto(TOKEN, KEY, CORP_ID))
+    setup = Setup(endpoint=endpoint)
+    seen: list[str | None] = []
+
+    def app(verified: Any, claim: Claim | None) -> tuple[int, list[tuple[str, str]], bytes]:
+        seen.append(claim.state if claim else None)
+        status = 500 if len(seen) == 1 else 201
+        return status, [("Content-Type", "text/xml"), ("X-App", "1")], b"<xml>app</xml>"
+
+    def send(request: SignedRequest) -> Answer:
+        return setup.pipeline.handle(
+            endpoint, "POST", request.query_string, lambda limit: request.body, "?", app
+        )
+
+    request = signer().text("hi")
+    assert send(request) == Answer(
+        500, [("Content-Type", "text/xml"), ("X-App", "1")], b"<xml>app</xml>"
+    )
+    retry = signer().callback(request.plaintext, nonce="n2")
+    answer = send(retry)
+    assert (answer.status, answer.headers) == (201, [("X-App", "1"), *XML])
+    assert signer().decrypt_reply(answer.body, retry) == b"<xml>app</xml>"
+    assert seen == ["first", "first"]  # the 500 released the claim
+    with pytest.raises(RuntimeError, match="no receiver"):
+        setup.pipeline.route(opened(setup, retry))
+
+
+def test_a_failing_outcome_hook_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    setup = Setup()
+
+    def broken(outcome: Outcome) -> None:
+        raise ValueError("hook bug")
+
+    setup.pipeline.hooks.insert(0, broken)
+    with caplog.at_level(logging.ERROR, logger="flask_wecom"):
+        assert setup.send(signer().verification("1")).status == 200
+    assert len(setup.outcomes) == 1
+    assert caplog.records[0].getMessage().startswith("outcome hook <function")
+
+
+def test_async_dispatch_runs_the_handler_and_defers_past_the_deadline() -> None:
+    setup = Setup()
+    pipeline = setup.pipeline
+
+    def verified(request: SignedRequest) -> Verified:
+        return opened(setup, request)
+
+    async def run() -> list[Reply | None]:
+        replies = [
+            await pipeline.dispatch_async(verified(signer().text(content)))
+            for content in ("hi", "slow")
+        ]
+        replies.append(await pipeline.dispatch_async(verified(signer().subscribe())))
+        replies.append(
+            await pipeline.dispatch_async(verified(signer().message("voice", {"MediaId": "m"})))
+        )
+        await pipeline.drain()
+        return replies
+
+    assert asyncio.run(run()) == [TextReply("echo: hi"), None, None, None]
+    assert sorted(map(repr, setup.receiver.late)) == sorted(
+        map(repr, [TextReply("echo: slow"), TextReply("deferred")])
+    )
+
+
+# -- direction ----------------------------------------------------------------------------------
+
+ENDPOINT = Endpoint("/wecom", WeComCrypto(TOKEN, KEY, CORP_ID), agent_id=1000002)
+
+
+@pytest.mark.parametrize(
+    ("document", "accepted"),
+    [
+        pytest.param(
+            app_message_xml("text", {"FromUserName": "u"}, to_user=CORP_ID), True, id="ok"
+        ),
+        pytest.param(app_message_xml("text", {"FromUserName": "u"}, to_user=""), True, id="no-to"),
+        pytest.param(
+            app_message_xml("text", {"FromUserName": CORP_ID}, to_user=CORP_ID), False, id="from-us"
+        ),
+        pytest.param(
+            app_message_xml("text", {"FromUserName": "u"}, to_user="wwx"), False, id="to-another"
+        ),
+        pytest.param(
+            app_message_xml("text", {"FromUserName": "u", "AgentID": 1000002}, to_user=CORP_ID),
+            True,
+            id="our-agent",
+        ),
+        pytest.param(
+            app_message_xml("text", {"FromUserName": "u", "AgentID": ""}, to_user=CORP_ID),
+            True,
+            id="empty-agent",
+        ),
+        pytest.param(
+            app_message_xml("text", {"FromUserName": "u", "AgentID": 3}, to_user=CORP_ID),
+            False,
+            id="another-agent",
+        ),
+        pytest.param(aibot_payload("text", {}), True, id="bot-callback"),
+        pytest.param(aibot_payload("text", {}, aibotid=""), True, id="bot-sender-only"),
+        pytest.param(aibot_payload("text", {}, **{"from": {}}), True, id="bot-id-only"),
+        pytest.param(
+            aibot_payload("stream", {}, aibotid="", **{"from": {}}), False, id="bot-reply"
+        ),
+    ],
+)
+def test_check_direction(document: str, accepted: bool) -> None:
+    message = parse_message(document.encode())
+    if accepted:
+        check_direction(ENDPOINT, message)
+    else:
+        with pytest.raises(NotACallback):
+            check_direction(ENDPOINT, message)
+
+
+def test_an_endpoint_without_an_agent_id_takes_any() -> None:
+    endpoint = Endpoint("/wecom", WeComCrypto(TOKEN, KEY, CORP_ID))
+    document = app_message_xml("text", {"FromUserName": "u", "AgentID": 3}, to_user=CORP_ID)
+    check_direction(endpoint, parse_message(document.encode()))
+
+
+# -- endpoints and pipelines --------------------------------------------------------------------
+
+
+def test_endpoint_defaults_and_conversions() -> None:
+    crypto = WeComCrypto(TOKEN, KEY, CORP_ID)
+    plain = Endpoint("/wecom", crypto)
+    assert (plain.name, plain.format, plain.acknowledge, plain.agent_id, plain.deadline) == (
+        "/wecom",
+        "xml",
+        "",
+        None,
+        4.0,
+    )
+    assert (plain.url_receive_ids, plain.callback_receive_ids, plain.receiver) == (None, None, None)
+    assert plain.credentials == (crypto,) and plain.receive_ids == frozenset({CORP_ID})
+    bot = Endpoint(
+        "/aibot",
+        [crypto],
+        name="bot",
+        receiver=BotReceiver(),
+        agent_id=7,
+        deadline=0,
+        url_receive_ids=["a", "a"],
+        callback_receive_ids=("b",),
+    )
+    assert (bot.name, bot.format, bot.agent_id, bot.deadline) == ("bot", "json", "7", 0)
+    assert (bot.url_receive_ids, bot.callback_receive_ids) == (frozenset("a"), frozenset("b"))
+    suite = Endpoint("/suite", crypto, receiver=SuiteReceiver())
+    assert (suite.acknowledge, Endpoint("/s", crypto, "json", "n", "ok").acknowledge) == (
+        "success",
+        "ok",
+    )
+    assert Endpoint("/s", crypto, receiver=SuiteReceiver(), acknowledge="").acknowledge == ""
+    assert Endpoint("/s", crypto, agent_id="").agent_id is None
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "message"),
+    [
+        pytest.param(("wecom",), {}, "must start with '/'", id="path"),
+        pytest.param(("/w", []), {}, "needs one WeComCrypto", id="no-credentials"),
+        pytest.param(("/w", ["x"]), {}, "needs one WeComCrypto", id="not-credentials"),
+        pytest.param(("/w", None, "yaml"), {}, "format must be", id="format"),
+        pytest.param(("/w",), {"deadline": 5}, "deadline must be", id="deadline-5"),
+        pytest.param(("/w",), {"deadline": -0.1}, "deadline must be", id="deadline-negative"),
+    ],
+)
+def test_endpoint_arguments_are_checked(
+    args: tuple[Any, ...], options: dict[str, Any], message: str
+) -> None:
+    crypto = WeComCrypto(TOKEN, KEY, CORP_ID)
+    full = (args[0], crypto if len(args) < 2 or args[1] is None else args[1], *args[2:])
+    with pytest.raises(ValueError, match=message):
+        Endpoint(*full, **options)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param({"max_body": 0}, "max_body and max_envelope", id="max-body"),
+        pytest.param({"max_envelope": 0}, "max_body and max_envelope", id="max-envelope"),
+        pytest.param({"tolerance": 0}, "tolerance must be", id="tolerance"),
+        pytest.param(
+            {"dedup": Deduplicator(ttl=599.9)}, r"ttl \(599.9 s.*\(300 s", id="ttl-under-twice"
+        ),
+    ],
+)
+def test_pipeline_arguments_are_checked(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Pipeline(**options)
+
+
+def test_pipeline_stores_and_dedup() -> None:
+    store = MemoryStore()
+    dedup = Deduplicator(store, ttl=600)
+    assert Pipeline(dedup=dedup).store is store
+    assert Pipeline(dedup=dedup, store=MemoryStore()).dedup is dedup
+    made = Pipeline(store=store).dedup
+    assert made is not None and made.store is store
+    assert Pipeline(dedup=False).dedup is None
+    assert Pipeline(max_body=1, max_envelope=1, tolerance=0.5, dedup=False).tolerance == 0.5
+
+
+def test_endpoints_are_mounted_once(caplog: pytest.LogCaptureFixture) -> None:
+    crypto = WeComCrypto(TOKEN, KEY, CORP_ID)
+    pipeline = Pipeline([Endpoint("/a", crypto, agent_id=1)])
+    with pytest.raises(ValueError, match="already mounted at '/a'"):
+        pipeline.add_endpoint(Endpoint("/a", crypto, name="other"))
+    with pytest.raises(ValueError, match="already named '/a'"):
+        pipeline.add_endpoint(Endpoint("/b", crypto, name="/a"))
+    with caplog.at_level(logging.WARNING, logger="flask_wecom"):
+        pipeline.add_endpoint(Endpoint("/c", crypto, agent_id=2))  # apart by agent id
+        pipeline.add_endpoint(Endpoint("/d", WeComCrypto(OLD_TOKEN, KEY, CORP_ID)))
+        pipeline.add_endpoint(Endpoint("/e", crypto))
+    assert [r.getMessage()[:40] for r in caplog.records] == [
+        "endpoints /a and /e share a credential s",
+        "endpoints /c and /e share a credential s",
+    ]
+    assert [e.path for e in pipeline.endpoints] == ["/a", "/c", "/d", "/e"]
+    assert pipeline.endpoint("/d") is pipeline.endpoints[2] and pipeline.endpoint("/x") is None
+
+
+def test_a_stream_refresh_is_never_deduplicated() -> None:
+    bot = BotReceiver()
+    endpoint = Endpoint("/aibot", WeComCrypto(TOKEN, KEY, ""), receiver=bot)
+    setup = Setup(endpoint=endpoint)
+    bot_signer = CallbackSigner(TOKEN, KEY, "", format="json", clock=lambda: NOW)
+    refresh = aibot_payload("stream", {"stream": {"id": "s1"}}, msgid="r1")
+    for nonce in ("a", "b"):
+        setup.send(bot_signer.callback(refresh, nonce=nonce))
+    assert [o.dedup for o in setup.outcomes] == [None, None]
+
+
+def test_timestamp_errors_keep_the_query(setup: Setup) -> None:
+    request = signer().callback(b"<xml/>", timestamp=NOW - 1000, nonce="nn")
+    with pytest.raises(TimestampError) as raised:
+        setup.pipeline.check_query(setup.endpoint, "POST", request.query_string)
+    assert (raised.value.timestamp, raised.value.nonce) == (str(NOW - 1000), "nn")
