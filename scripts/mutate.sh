@@ -26,7 +26,7 @@ TARGET=90
 # module -> its fast tests
 declare -A TESTS=(
     [dedup]="tests/test_dedup.py"
-    [pipeline]="tests/test_middleware.py tests/attacks/test_observer.py tests/test_asgi.py"
+    [pipeline]="tests/test_pipeline.py"
     [crypto]="tests/test_crypto.py tests/test_compat.py"
     [envelope]="tests/test_crypto.py"
     [safe_xml]="tests/test_safe_xml.py tests/test_crypto.py"
