@@ -613,8 +613,8 @@ class Pipeline:
             else:
                 self.runner.defer(lambda: receiver.deliver_late(call, receiver.invoke(found, call)))
             return None
-        if endpoint.deadline <= 0:
-            return receiver.invoke(found, call)
+        if endpoint.deadline <= 0 or found.rule.returns_at_once:
+            return receiver.invoke(found, call)  # no hand-off where none can be late
         result = self.runner.run(
             lambda: receiver.invoke(found, call),
             endpoint.deadline,

@@ -28,6 +28,8 @@ unnamed groups as positional arguments, named groups as keyword arguments.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,6 +156,12 @@ class Rule:
     info_type: str | None = None
     when: Callable[[Message], bool] | None = None
     deferred: bool = False
+
+    @functools.cached_property
+    def returns_at_once(self) -> bool:
+        """The handler is a generator function (sync or async): calling it runs none of its
+        body, so it cannot miss a deadline; the body runs later, as an AI-bot stream."""
+        return inspect.isgeneratorfunction(self.handler) or inspect.isasyncgenfunction(self.handler)
 
     def match(self, message: Message) -> RuleMatch | None:
         """Return a :class:`RuleMatch` if ``message`` meets every criterion, else None."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -55,6 +56,43 @@ def test_aibot_vectors_through_the_endpoint(vector: dict[str, Any]) -> None:
     envelope = response.get_json()
     assert envelope["nonce"] == vector["nonce"]  # AI-bot replies reuse the callback's nonce
     assert isinstance(envelope["timestamp"], int)
+
+
+def words(message: Message) -> Iterator[str]:
+    yield f"got {message.content}"
+
+
+async def async_words(message: Message) -> AsyncIterator[str]:
+    yield f"got {message.content}"
+
+
+@pytest.mark.parametrize(
+    ("handler", "status"),
+    [
+        pytest.param(words, 200, id="generator-function"),
+        pytest.param(async_words, 200, id="async-generator-function"),
+        pytest.param(lambda message: words(message), 503, id="function-returning-a-generator"),
+    ],
+)
+def test_a_stream_handler_is_called_without_a_handler_thread(
+    handler: Callable[[Message], Any], status: int
+) -> None:
+    """Calling a generator function runs none of its body, so it cannot miss the deadline:
+    the stream starts on the request thread even when every handler thread is busy. Any
+    other handler needs a handler thread (busy: 503, WeCom retries)."""
+    app = Flask(__name__)
+    app.config.update(BOT, WECOM_THREADS=1)
+    bot = AIBot(app)
+    bot.message("text")(handler)
+    client = WeComTestClient(app, bot_signer(), "/aibot")
+    release = threading.Event()
+    app.wsgi_app.pipeline.runner.defer(release.wait)  # type: ignore[attr-defined]
+    try:
+        response = client.send(client.signer.aibot_text("hi"))
+    finally:
+        release.set()
+    assert response.status == status
+    assert isinstance(response.reply, StreamReply) is (status == 200)
 
 
 def test_a_streamed_conversation() -> None:
@@ -182,7 +220,6 @@ def test_stream_refreshes_across_workers(redis_url: str) -> None:
 def test_async_handlers_run_unchanged_under_wsgi() -> None:
     """A handler written for an ASGI server (async def, async generator) works on Flask too."""
     import asyncio
-    from collections.abc import AsyncIterator
 
     bot, client = make_bot()
 
