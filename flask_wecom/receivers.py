@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .client import WeComClient
     from .runner import Runner
 
-__all__ = ["Call", "Deferrer", "ErrorHandler", "Receiver", "current_message"]
+__all__ = ["Call", "Deferrer", "ErrorHandler", "Receiver", "current_message", "handling"]
 
 logger = logging.getLogger("flask_wecom")
 
@@ -48,8 +48,11 @@ _CURRENT: contextvars.ContextVar[Message] = contextvars.ContextVar("flask_wecom.
 
 
 @contextlib.contextmanager
-def _handling(call: Call) -> Iterator[None]:
-    """The context of a handler: ``current_message`` and the endpoint's scope."""
+def handling(call: Call) -> Iterator[None]:
+    """The context a handler runs in: ``current_message`` and the endpoint's scope.
+
+    A transport keeps it around work that runs a handler's code later (a stream's chunks).
+    """
     token = _CURRENT.set(call.message)
     try:
         with call.scope():
@@ -197,7 +200,7 @@ class Receiver(Router):
         A handler error goes to the error handler, whose result is the reply; without
         one, or if it fails too, the error is logged and there is no reply.
         """
-        with _handling(call):
+        with handling(call):
             try:
                 result = found.call(call.message)
                 if inspect.iscoroutine(result):  # an async def handler on a WSGI server
@@ -209,16 +212,36 @@ class Receiver(Router):
     async def ainvoke(
         self, found: RuleMatch, call: Call, executor: Executor | None = None
     ) -> Reply | None:
-        """:meth:`invoke` on an event loop: an ``async def`` handler is awaited there, any
-        other runs on ``executor`` (never on the loop)."""
-        with _handling(call):
+        """:meth:`invoke` on an event loop: :meth:`acall`, then the result as a reply."""
+        result = await self.acall(found, call, executor)
+        with handling(call):
             try:
-                result = await aio.call(
-                    found.rule.handler, call.message, *found.args, executor=executor, **found.kwargs
-                )
                 return self.to_reply(result, call)
             except Exception as exc:
                 return self._on_error(call, exc)
+
+    async def acall(self, found: RuleMatch, call: Call, executor: Executor | None = None) -> Any:
+        """Run a handler on an event loop and return its raw result (a transport that makes
+        its own frames, such as the long connection, converts it).
+
+        An ``async def`` handler is awaited on the loop; any other runs on ``executor``
+        (never on the loop), in :func:`handling`'s context. A handler error goes to the
+        error handler (run the same way), whose raw result is returned; without one, or if
+        it fails too, the error is logged and the result is None.
+        """
+        with handling(call):
+            try:
+                return await aio.call(
+                    found.rule.handler, call.message, *found.args, executor=executor, **found.kwargs
+                )
+            except Exception as exc:
+                if self._error_handler is None:
+                    return self._on_error(call, exc)  # logs it
+                try:
+                    return await aio.call(self._error_handler, call.message, exc, executor=executor)
+                except Exception:
+                    logger.exception("the WeCom error handler failed")
+                    return None
 
     def _on_error(self, call: Call, exc: Exception) -> Reply | None:
         message = call.message
