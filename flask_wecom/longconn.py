@@ -48,7 +48,6 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import inspect
 import json
 import logging
 import os
@@ -76,7 +75,7 @@ from .crypto import decrypt_media
 from .dedup import Claim, Deduplicator, dedup_key
 from .errors import ParseError, ReplyError, StoreError, WeComError
 from .messages import Message, parse_message
-from .receivers import _CURRENT, Call, Scope
+from .receivers import Call, Receiver, Scope, handling
 from .replies import (
     MAX_STREAM_BYTES,
     BotUpdateTemplateCardReply,
@@ -84,7 +83,7 @@ from .replies import (
     StreamReply,
     TemplateCardReply,
 )
-from .router import Router, RuleMatch
+from .router import Router
 from .runner import Runner
 from .stores import MemoryStore, Store
 
@@ -442,6 +441,8 @@ class LongConnection:
             raise ValueError("the long connection needs the bot id and its long-connection secret")
         self.receiver = receiver
         self.policy = receiver if isinstance(receiver, BotReceiver) else BotReceiver()
+        #: Runs handlers: the receiver (its error handler), or the policy for a bare Router.
+        self._runner: Receiver = receiver if isinstance(receiver, Receiver) else self.policy
         self.bot_id, self._secret, self.url = bot_id, secret, url
         self.store: Store = store if store is not None else MemoryStore()
         use_lease = not isinstance(self.store, MemoryStore) if lease is None else lease
@@ -925,55 +926,29 @@ class LongConnection:
         found = self.receiver.resolve(message)
         if found is None:
             return
-        token = _CURRENT.set(message)
-        try:
-            if message.event in ("enter_chat", "template_card_event"):
-                try:
-                    result = await asyncio.wait_for(self._call(found, message), self.event_deadline)
-                except TimeoutError:
-                    logger.error(
-                        "bot %s: the %s handler took over WeCom's 5 s; its reply is dropped",
-                        self.bot_id,
-                        message.event,
-                    )
-                    return
-            else:
-                result = await self._call(found, message)
-            if result is None:
-                return
-            if aio.is_stream(result):
-                await self._stream(message, req_id, result)
-                return
-            call = Call(message, b"", self.name, self.store, self._streams)
-            reply = self.policy.to_reply(result, call)
-            if reply is not None:
-                await self._reply(message, req_id, reply)
-        finally:
-            _CURRENT.reset(token)
-
-    async def _call(self, found: RuleMatch, message: Message) -> Any:
-        """Run the handler (sync on the pool, async on the loop); errors go to the error
-        handler, whose result is the reply."""
-        handler = found.rule.handler
-        try:
-            if inspect.iscoroutinefunction(handler):
-                with self.scope():
-                    return await handler(message, *found.args, **found.kwargs)
-            return await aio.call(_scoped, self.scope, found.call, message, executor=self._executor)
-        except Exception as exc:
-            on_error = getattr(self.receiver, "_error_handler", None)
-            if on_error is None:
-                logger.error(
-                    "handler for %s/%s failed", message.type, message.event or "-", exc_info=exc
-                )
-                return None
+        call = Call(message, b"", self.name, self.store, self._streams, scope=self.scope)
+        run = self._runner.acall(found, call, self._executor)
+        if message.event in ("enter_chat", "template_card_event"):
             try:
-                return await aio.call(
-                    _scoped, self.scope, on_error, message, exc, executor=self._executor
+                result = await asyncio.wait_for(run, self.event_deadline)
+            except TimeoutError:
+                logger.error(
+                    "bot %s: the %s handler took over WeCom's 5 s; its reply is dropped",
+                    self.bot_id,
+                    message.event,
                 )
-            except Exception:
-                logger.exception("the WeCom error handler failed")
-                return None
+                return
+        else:
+            result = await run
+        if result is None:
+            return
+        if aio.is_stream(result):
+            with handling(call):  # the chunks see current_message and the scope too
+                await self._stream(message, req_id, result)
+            return
+        reply = self.policy.to_reply(result, call)
+        if reply is not None:
+            await self._reply(message, req_id, reply)
 
     # -- replies ------------------------------------------------------------------------------
 
@@ -1214,11 +1189,6 @@ class LongConnection:
             return await coroutine
 
         return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout)
-
-
-def _scoped(scope: Scope, func: Callable[..., T], *args: Any) -> T:
-    with scope():
-        return func(*args)
 
 
 def _conversation(message: Message) -> str:
