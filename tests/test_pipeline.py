@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -15,9 +17,17 @@ import pytest
 from flask_wecom.aibot import BotReceiver
 from flask_wecom.crypto import WeComCrypto
 from flask_wecom.dedup import Claim, Deduplicator
-from flask_wecom.errors import ParseError, PayloadTooLarge, TimestampError
+from flask_wecom.errors import (
+    MethodNotAllowed,
+    ParseError,
+    PayloadTooLarge,
+    SignatureError,
+    TimestampError,
+    WeComError,
+)
 from flask_wecom.messages import Message, parse_message
 from flask_wecom.pipeline import (
+    AfterSignature,
     Answer,
     Endpoint,
     NotACallback,
@@ -29,6 +39,7 @@ from flask_wecom.pipeline import (
 )
 from flask_wecom.receivers import Receiver
 from flask_wecom.replies import Reply, TextReply, UpdateButtonReply
+from flask_wecom.runner import Runner
 from flask_wecom.stores import MemoryStore
 from flask_wecom.suite import SuiteReceiver
 from flask_wecom.testing import CallbackSigner, SignedRequest, aibot_payload, app_message_xml
@@ -46,21 +57,36 @@ UNREADABLE = (
 
 
 class Handlers(Receiver):
-    """Text echoes; "slow" sleeps past a 0.2 s deadline; "defer" runs deferred."""
+    """Text echoes ("slow" sleeps past a 0.1 s deadline); voice is deferred. Records the
+    threads handlers and late deliveries ran on."""
 
     def __init__(self) -> None:
         super().__init__()
         self.late: list[Reply] = []
+        self.threads: list[str] = []
         self.message("text")(self.echo)
         self.message("voice", deferred=True)(lambda m: self.late.append(TextReply("deferred")))
 
     def echo(self, message: Message) -> str:
+        self.threads.append(threading.current_thread().name)
         if message.content == "slow":
-            time.sleep(0.3)
+            time.sleep(0.2)
         return f"echo: {message.content}"
 
     def deliver(self, call: Any, reply: Reply) -> None:
+        assert call.message.type in ("text", "voice")
+        self.threads.append(threading.current_thread().name)
         self.late.append(reply)
+
+
+class RecordingDeferrer:
+    """A deferrer that keeps what it is handed (as a queue would) and the thread it ran on."""
+
+    def __init__(self) -> None:
+        self.deferred: list[tuple[str, bytes, str]] = []
+
+    def defer(self, wecom_name: str, plaintext: bytes) -> None:
+        self.deferred.append((wecom_name, plaintext, threading.current_thread().name))
 
 
 def signer(token: str = TOKEN, key: str = KEY) -> CallbackSigner:
@@ -76,7 +102,7 @@ class Setup:
             "/wecom",
             [WeComCrypto(TOKEN, KEY, CORP_ID), WeComCrypto(OLD_TOKEN, OLD_KEY, CORP_ID)],
             receiver=self.receiver,
-            deadline=0.2,
+            deadline=0.1,
         )
         self.outcomes: list[Outcome] = []
         options.setdefault("clock", lambda: NOW)
@@ -227,7 +253,7 @@ def test_url_verification_refusals(
 
 def test_an_echostr_exactly_at_the_envelope_cap_is_read() -> None:
     request = signer().verification("1")
-    echostr = dict(p.split("=", 1) for p in request.query_string.split("&"))["echostr"]
+    echostr = parse_query(request.query_string)["echostr"]
     answer = Setup(max_envelope=len(echostr)).send(request)
     assert answer == Answer(200, TEXT, b"1")
 
@@ -315,6 +341,7 @@ def test_a_callback_is_answered_replayed_and_waited(setup: Setup) -> None:
     ).encode("utf-8")
     retry = signer().callback(request.plaintext, nonce="retry-nonce")
     replayed = setup.send(retry)
+    assert (replayed.status, replayed.headers) == (200, XML)
     assert signer().decrypt_reply(replayed.body, retry) == signer().decrypt_reply(
         answer.body, request
     )
@@ -322,7 +349,7 @@ def test_a_callback_is_answered_replayed_and_waited(setup: Setup) -> None:
     assert first._replace(handler_seconds=None) == Outcome(
         "/wecom", "accepted", 200, credential=0, dedup="first"
     )
-    assert first.handler_seconds is not None and 0 <= first.handler_seconds < 0.2
+    assert first.handler_seconds is not None and 0 <= first.handler_seconds < 0.1
     assert second == Outcome("/wecom", "replayed", 200, credential=0, dedup="replay")
 
 
@@ -429,7 +456,7 @@ def test_a_handler_past_the_deadline_answers_empty_and_replies_late(
     assert setup.receiver.late == [TextReply("echo: slow")]
     assert any(
         r.getMessage()
-        == "handler for text/- missed the 0.2 s deadline; its reply goes through the API"
+        == "handler for text/- missed the 0.1 s deadline; its reply goes through the API"
         for r in caplog.records
     )
 
@@ -454,12 +481,14 @@ def test_a_reply_that_cannot_answer_this_callback_is_answered_empty(
 ) -> None:
     receiver = Receiver()
     receiver.event("subscribe")(lambda m: UpdateButtonReply("ok"))  # for template_card_event
+    receiver.message("text")(lambda m: UpdateButtonReply("ok"))
     setup = Setup(endpoint=Endpoint("/wecom", WeComCrypto(TOKEN, KEY, CORP_ID), receiver=receiver))
     with caplog.at_level(logging.ERROR, logger="flask_wecom"):
-        answer = setup.send(signer().subscribe())
-    assert answer == Answer(200, [], b"")
+        answers = [setup.send(signer().subscribe()), setup.send(signer().text("t"))]
+    assert answers == [Answer(200, [], b"")] * 2
     assert [r.getMessage() for r in caplog.records] == [
-        "reply refused for event/subscribe; answering empty"
+        "reply refused for event/subscribe; answering empty",
+        "reply refused for text/-; answering empty",
     ]
 
 
@@ -703,3 +732,277 @@ def test_timestamp_errors_keep_the_query(setup: Setup) -> None:
     with pytest.raises(TimestampError) as raised:
         setup.pipeline.check_query(setup.endpoint, "POST", request.query_string)
     assert (raised.value.timestamp, raised.value.nonce) == (str(NOW - 1000), "nn")
+
+
+# -- more edges -------------------------------------------------------------------------------
+
+
+def test_after_signature_reads_as_its_cause() -> None:
+    cause = NotACallback("a reply of ours")
+    wrapped = AfterSignature(cause)
+    assert (str(wrapped), wrapped.error) == ("a reply of ours", cause)
+
+
+@pytest.mark.parametrize(
+    ("echo", "line"),
+    [
+        pytest.param(
+            "1",
+            "signature (-40001): msg_signature does not match; " + SignatureError.hint,
+            id="with-a-hint",
+        ),
+        pytest.param(
+            "<xml/>",
+            "not_a_callback (-40002): the decrypted echostr is not a short token (at most 64 "
+            "letters and digits): a captured message sent as an echostr",
+            id="without",
+        ),
+    ],
+)
+def test_a_refusal_log_line_in_full(
+    setup: Setup, echo: str, line: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = signer().verification(echo, signature="0" * 40 if echo == "1" else None)
+    query = setup.pipeline.check_query(setup.endpoint, "GET", request.query_string)
+    with caplog.at_level(logging.WARNING, logger="flask_wecom"):
+        setup.pipeline.verify_url(setup.endpoint, query)  # no remote given
+    assert refusal_logged(caplog)["message"] == f"refused GET /wecom from ?: {line}"
+
+
+def test_handle_without_a_remote_logs_a_question_mark(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="flask_wecom"):
+        setup.pipeline.handle(setup.endpoint, "PUT", "", lambda limit: b"")
+    assert refusal_logged(caplog)["wecom_remote"] == "?"
+
+
+def test_busy_handler_threads_answer_503_and_a_retry_runs_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    setup = Setup(runner=Runner(1))
+    assert setup.send(signer().text("slow")) == Answer(200, [], b"")  # still on the thread
+    request = signer().text("hi")
+    with caplog.at_level(logging.WARNING, logger="flask_wecom"):
+        busy = setup.send(request)
+    assert busy.status == 503 and busy.body.startswith(b"busy (-40000): ")
+    assert setup.outcomes[-1] == Outcome("/wecom", "refused", 503, "busy")
+    assert refusal_logged(caplog)["message"].startswith("refused POST /wecom from 10.0.0.1: busy")
+    setup.pipeline.runner.drain(5)
+    retry = signer().callback(request.plaintext, nonce="later")
+    assert signer().decrypt_reply(setup.send(retry).body, retry) is not None
+    assert setup.outcomes[-1].dedup == "first"  # the refusal released the claim
+
+
+def test_an_app_that_raises_releases_the_claim() -> None:
+    endpoint = Endpoint("/wecom", WeComCrypto(TOKEN, KEY, CORP_ID))
+    setup = Setup(endpoint=endpoint)
+    seen: list[tuple[str | None, str]] = []
+
+    def app(verified: Verified, claim: Claim | None) -> tuple[int, list[tuple[str, str]], bytes]:
+        seen.append((claim.state if claim else None, verified.remote))
+        if len(seen) == 1:
+            raise RuntimeError("app bug")
+        return 204, [("X-App", "1")], b""
+
+    def send(request: SignedRequest) -> Answer:
+        return setup.pipeline.handle(
+            endpoint, "POST", request.query_string, lambda limit: request.body, "10.0.0.9", app
+        )
+
+    request = signer().text("hi")
+    with pytest.raises(RuntimeError, match="app bug"):
+        send(request)
+    assert send(signer().callback(request.plaintext, nonce="n2")) == Answer(
+        204, [("X-App", "1")], b""
+    )
+    assert seen == [("first", "10.0.0.9"), ("first", "10.0.0.9")]
+
+
+def test_a_receiver_answers_even_when_an_app_is_given(setup: Setup) -> None:
+    request = signer().text("hi")
+    answer = setup.pipeline.handle(
+        setup.endpoint,
+        "POST",
+        request.query_string,
+        lambda limit: request.body,
+        "?",
+        lambda verified, claim: (500, [], b"app"),
+    )
+    assert answer.status == 200 and signer().decrypt_reply(answer.body, request) is not None
+
+
+def test_the_reply_is_encrypted_for_the_callbacks_receive_id(setup: Setup) -> None:
+    request = signer().text("hi")
+    answer = setup.send(request)
+    encrypted = answer.body.split(b"<Encrypt><![CDATA[")[1].split(b"]]>")[0].decode()
+    assert WeComCrypto(TOKEN, KEY, CORP_ID).decrypt(encrypted)[1] == CORP_ID
+
+
+def test_settle_stores_the_newest_credential_by_default(setup: Setup) -> None:
+    verified = opened(setup, signer().text("hi"))
+    claim = setup.pipeline.claim(verified)
+    setup.pipeline.settle(claim, "SEALED")
+    replay = setup.pipeline.claim(verified)
+    assert replay is not None and (replay.reply, replay.credential) == ("SEALED", 0)
+    setup.pipeline.settle(None, "ignored")  # no claim: nothing to settle
+
+
+def test_an_ai_bot_is_answered_and_replayed_in_json() -> None:
+    bot = BotReceiver()
+    bot.message("text")(lambda m: "answer")
+    setup = Setup(endpoint=Endpoint("/aibot", WeComCrypto(TOKEN, KEY, ""), receiver=bot))
+    bot_signer = CallbackSigner(TOKEN, KEY, "", format="json", clock=lambda: NOW)
+    request = bot_signer.callback(aibot_payload("text", {"text": {"content": "q"}}, msgid="m1"))
+    answers = [setup.send(request), setup.send(bot_signer.callback(request.plaintext, nonce="r"))]
+    for answer in answers:
+        assert (answer.status, answer.headers) == (
+            200,
+            [("Content-Type", "application/json; charset=utf-8")],
+        )
+        assert answer.body.startswith(b"{")
+    assert [o.outcome for o in setup.outcomes] == ["accepted", "replayed"]
+
+
+@pytest.mark.parametrize(
+    ("method", "error", "allow"),
+    [
+        pytest.param("DELETE", MethodNotAllowed("no"), True, id="delete"),
+        pytest.param("GET", MethodNotAllowed("off"), False, id="get-turned-off"),
+        pytest.param("POST", MethodNotAllowed("off"), False, id="post"),
+        pytest.param("DELETE", ParseError("bad"), False, id="other-error"),
+    ],
+)
+def test_allow_is_sent_only_for_a_method_wecom_never_uses(
+    setup: Setup, method: str, error: WeComError, allow: bool
+) -> None:
+    answer = setup.pipeline.refuse(setup.endpoint, method, "?", error)
+    assert (("Allow", "GET, POST") in answer.headers) is allow
+
+
+SUITE_ID = "wwsuite0123456789"
+
+
+@pytest.mark.parametrize(
+    ("make", "status"),
+    [
+        pytest.param(lambda s: s.verification("1", receive_id=CORP_ID), 200, id="url-corp"),
+        pytest.param(lambda s: s.verification("1", receive_id=SUITE_ID), 400, id="url-suite"),
+        pytest.param(lambda s: s.subscribe(receive_id=SUITE_ID), 200, id="callback-suite"),
+        pytest.param(lambda s: s.subscribe(receive_id=CORP_ID), 400, id="callback-corp"),
+    ],
+)
+def test_receive_ids_per_method(
+    make: Callable[[CallbackSigner], SignedRequest], status: int
+) -> None:
+    """A suite verifies its URL with the provider CorpID and gets callbacks for its SuiteID."""
+    endpoint = Endpoint(
+        "/suite",
+        WeComCrypto(TOKEN, KEY, [CORP_ID, SUITE_ID]),
+        receiver=Handlers(),
+        url_receive_ids=[CORP_ID],
+        callback_receive_ids=[SUITE_ID],
+    )
+    request = make(CallbackSigner(TOKEN, KEY, CORP_ID, clock=lambda: NOW, to_user=""))
+    assert Setup(endpoint=endpoint).send(request).status == status
+
+
+@pytest.mark.parametrize(
+    ("credential", "sealer"),
+    [(0, "newest"), (1, "previous"), (2, "verifying"), (5, "verifying")],
+    ids=["stored-by-newest", "stored-by-previous", "one-past-the-list", "unknown"],
+)
+def test_a_replay_is_sealed_with_the_credentials_that_encrypted_it(
+    setup: Setup, credential: int, sealer: str
+) -> None:
+    """A retry verified by the previous credentials still gets the reply as stored; a stored
+    index the endpoint no longer has falls back to the verifying credentials."""
+    old = signer(OLD_TOKEN, OLD_KEY)
+    request = old.text("rotating")
+    verified = opened(setup, request)
+    sealers = {"newest": signer(), "previous": old, "verifying": old}
+    crypto = setup.endpoint.credentials[min(credential, 1)]
+    stored = crypto.encrypt(b"<xml>R</xml>", CORP_ID)
+    answer = setup.pipeline.replay(
+        verified, Claim("replay", "k", reply=stored, credential=credential)
+    )
+    assert sealers[sealer].decrypt_reply(answer.body, request) == b"<xml>R</xml>"
+
+
+def test_answer_defaults_to_200(setup: Setup) -> None:
+    request = signer().text("x")
+    answer = setup.pipeline.answer(opened(setup, request), None, b"<xml>a</xml>")
+    assert answer.status == 200 and signer().decrypt_reply(answer.body, request) == b"<xml>a</xml>"
+
+
+@pytest.mark.parametrize(
+    ("status", "passes"),
+    [(199, True), (200, False), (299, False), (300, True), (500, True)],
+)
+def test_only_a_2xx_app_answer_is_encrypted(status: int, passes: bool) -> None:
+    endpoint = Endpoint("/wecom", WeComCrypto(TOKEN, KEY, CORP_ID))
+    setup = Setup(endpoint=endpoint)
+    request = signer().text("hi")
+    answer = setup.pipeline.handle(
+        endpoint,
+        "POST",
+        request.query_string,
+        lambda limit: request.body,
+        "?",
+        lambda verified, claim: (status, [], b"<xml>app</xml>"),
+    )
+    assert answer.status == status
+    assert (answer.body == b"<xml>app</xml>") is passes
+    retry = signer().callback(request.plaintext, nonce="again")
+    claim = setup.pipeline.claim(opened(setup, retry))
+    assert claim is not None and claim.state == ("first" if passes else "replay")
+
+
+def test_a_deferrer_gets_deferred_handlers() -> None:
+    deferrer = RecordingDeferrer()
+    endpoint = Endpoint(
+        "/wecom", WeComCrypto(TOKEN, KEY, CORP_ID), receiver=Handlers(), deferrer=deferrer
+    )
+    request = signer().message("voice", {"MediaId": "m"})
+    assert Setup(endpoint=endpoint).send(request) == Answer(200, [], b"")
+    assert deferrer.deferred == [("wecom", request.plaintext, threading.current_thread().name)]
+
+
+def test_async_dispatch_uses_the_executor_and_the_deferrer() -> None:
+    deferrer = RecordingDeferrer()
+    receiver = Handlers()
+    inline = Endpoint(
+        "/wecom",
+        WeComCrypto(TOKEN, KEY, CORP_ID),
+        receiver=receiver,
+        deadline=0,
+        deferrer=deferrer,
+    )
+    setup = Setup(endpoint=inline)
+    requests = [signer().text("hi"), signer().message("voice", {"MediaId": "m"})]
+
+    async def run(executor: ThreadPoolExecutor) -> list[Reply | None]:
+        replies = [
+            await setup.pipeline.dispatch_async(opened(setup, r), executor) for r in requests
+        ]
+        await setup.pipeline.drain()
+        return replies
+
+    with ThreadPoolExecutor(1, thread_name_prefix="app-pool") as executor:
+        assert asyncio.run(run(executor)) == [TextReply("echo: hi"), None]
+    assert receiver.threads == ["app-pool_0"]
+    assert deferrer.deferred == [("wecom", requests[1].plaintext, "app-pool_0")]
+
+
+def test_async_dispatch_past_the_deadline_delivers_on_the_executor() -> None:
+    setup = Setup()
+
+    async def run(executor: ThreadPoolExecutor) -> Reply | None:
+        reply = await setup.pipeline.dispatch_async(opened(setup, signer().text("slow")), executor)
+        await setup.pipeline.drain()
+        return reply
+
+    with ThreadPoolExecutor(1, thread_name_prefix="app-pool") as executor:
+        assert asyncio.run(run(executor)) is None
+    assert setup.receiver.late == [TextReply("echo: slow")]
+    assert setup.receiver.threads == ["app-pool_0", "app-pool_0"]
