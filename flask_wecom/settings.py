@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -29,14 +29,23 @@ logger = logging.getLogger("flask_wecom")
 __all__ = [
     "APP_DEFAULTS",
     "ENDPOINT_DEFAULTS",
+    "LONGCONN_KEYS",
     "REQUIRED",
     "AppSettings",
     "EndpointSettings",
+    "read_app_settings",
     "read_settings",
+    "uses_webhook",
 ]
 
 #: Endpoint keys without a default.
 REQUIRED = ("TOKEN", "ENCODING_AES_KEY", "CORP_ID")
+#: An AI bot's long-connection keys: the BotID and the long-connection secret (长连接专用密钥).
+LONGCONN_KEYS = ("BOT_ID", "LONGCONN_SECRET")
+_WEBHOOK_WHERE = (
+    "in app.config (for example from environment variables of the same names) or as "
+    "constructor options. They are on the callback settings page (接收消息服务器配置)."
+)
 #: Endpoint keys with their defaults.
 ENDPOINT_DEFAULTS: Mapping[str, Any] = {
     "PATH": "/wecom",
@@ -134,24 +143,14 @@ def read_settings(
     :param required: the endpoint keys that must be set.
     :raises ConfigError: a key is missing or malformed; the message names it.
     """
-    given = {k.upper(): v for k, v in (options or {}).items()}
+    value = _lookup(config, options)
     endpoint_defaults = {**ENDPOINT_DEFAULTS, **(preset or {})}
-
-    def value(key: str, key_prefix: str, defaults: Mapping[str, Any]) -> Any:
-        if key in given:
-            return given[key]
-        return config.get(key_prefix + key, defaults.get(key))
 
     missing = [
         prefix + key for key in required if value(key, prefix, endpoint_defaults) in (None, "")
     ]
     if missing:
-        raise ConfigError(
-            ", ".join(missing),
-            "must be set: in app.config (for example from environment variables of the same "
-            "names) or as constructor options. They are on the callback settings page "
-            "(接收消息服务器配置).",
-        )
+        raise ConfigError(", ".join(missing), f"must be set: {_WEBHOOK_WHERE}")
     for warning in _check_credentials(value, prefix, endpoint_defaults, "CORP_ID" in required):
         logger.warning(warning)
     reader = _Reader(prefix)
@@ -176,6 +175,18 @@ def read_settings(
         ),
         suite_id=reader.text("SUITE_ID", value("SUITE_ID", prefix, endpoint_defaults), empty=True),
     )
+    return endpoint, read_app_settings(config, options=options)
+
+
+def read_app_settings(
+    config: Mapping[str, Any], *, options: Mapping[str, Any] | None = None
+) -> AppSettings:
+    """Read an app's settings (``WECOM_<KEY>``, :data:`APP_DEFAULTS`) from ``config``.
+
+    :param options: values given in code, by key without prefix (they win).
+    :raises ConfigError: a key is malformed; the message names it.
+    """
+    value = _lookup(config, options)
     app_reader = _Reader(APP_PREFIX)
     app_defaults = APP_DEFAULTS
     app = AppSettings(
@@ -214,7 +225,64 @@ def read_settings(
             f"must be at least twice WECOM_TOLERANCE ({2 * app.tolerance:g} s), got "
             f"{app.dedup_ttl:g}: a replay inside the window would run its handler again",
         )
-    return endpoint, app
+    return app
+
+
+def uses_webhook(
+    config: Mapping[str, Any],
+    prefix: str,
+    *,
+    options: Mapping[str, Any] | None = None,
+    preset: Mapping[str, Any] | None = None,
+    required: tuple[str, ...] = REQUIRED,
+    longconn: bool = False,
+) -> bool:
+    """Whether an endpoint's webhook keys (``required``) are set, so its URL is mounted.
+
+    With ``longconn`` (an AI bot), an endpoint that sets none of them but both
+    :data:`LONGCONN_KEYS` (the BotID and the long-connection secret) runs over the long
+    connection only: False.
+
+    :raises ConfigError: neither set is complete (the message names the missing keys), or
+        the webhook's is half set.
+    """
+    value = _lookup(config, options)
+    defaults = {**ENDPOINT_DEFAULTS, **(preset or {})}
+
+    def unset(keys: tuple[str, ...]) -> list[str]:
+        return [prefix + k for k in keys if value(k, prefix, defaults) in (None, "")]
+
+    missing = unset(required)
+    if not missing:
+        return True
+    if not longconn:
+        raise ConfigError(", ".join(missing), f"must be set: {_WEBHOOK_WHERE}")
+    untouched = len(missing) == len(required)
+    missing_longconn = unset(LONGCONN_KEYS)
+    if untouched and not missing_longconn:
+        return False
+    if not untouched:  # a half-set webhook is a slip, not a choice
+        raise ConfigError(", ".join(missing), f"must be set too: {_WEBHOOK_WHERE}")
+    raise ConfigError(
+        f"{', '.join(missing)} (the webhook) or {', '.join(missing_longconn)} (the long "
+        "connection)",
+        "must be set: an AI bot needs the webhook's Token and EncodingAESKey, or the BotID "
+        "and long-connection secret (长连接专用密钥) of its API settings, or both",
+    )
+
+
+def _lookup(
+    config: Mapping[str, Any], options: Mapping[str, Any] | None
+) -> Callable[[str, str, Mapping[str, Any]], Any]:
+    """``value(key, prefix, defaults)``: an option given in code, else ``config``, else default."""
+    given = {k.upper(): v for k, v in (options or {}).items()}
+
+    def value(key: str, key_prefix: str, defaults: Mapping[str, Any]) -> Any:
+        if key in given:
+            return given[key]
+        return config.get(key_prefix + key, defaults.get(key))
+
+    return value
 
 
 def _check_credentials(
