@@ -57,7 +57,9 @@ from .settings import (
     AppSettings,
     EndpointSettings,
     app_differences,
+    read_app_settings,
     read_settings,
+    uses_webhook,
 )
 from .stores import Store
 from .suite import SuiteReceiver
@@ -152,13 +154,18 @@ class WeCom(Receiver):
     def _mount(self, setup: BlueprintSetupState) -> None:
         """Blueprint hook: add this endpoint to the app's middleware, installing it once."""
         app = cast(Flask, setup.app)
-        settings, app_settings = read_settings(
-            app.config,
-            self.prefix,
-            options=self.options,
-            preset=self.preset,
-            required=self.required,
+        keys: dict[str, Any] = {
+            "options": self.options,
+            "preset": self.preset,
+            "required": self.required,
+        }
+        webhook = uses_webhook(
+            app.config, self.prefix, longconn=isinstance(self, BotReceiver), **keys
         )
+        if webhook:
+            settings, app_settings = read_settings(app.config, self.prefix, **keys)
+        else:  # an AI bot over the long connection only (flask-wecom longconn): no URL
+            app_settings = read_app_settings(app.config, options=self.options)
         state: _AppState | None = app.extensions.get("wecom")
         if state is None:
             middleware = WeComMiddleware(app.wsgi_app, pipeline=build_pipeline(app_settings))
@@ -171,6 +178,9 @@ class WeCom(Receiver):
                 f"given to WeCom {self.name!r} differs from the app's, which the first "
                 "instance installed; app-wide settings belong in app.config",
             )
+        state.mounted[self.name] = self
+        if not webhook:
+            return
         endpoint = build_endpoint(
             self,
             settings,
@@ -182,7 +192,6 @@ class WeCom(Receiver):
         )
         state.middleware.add_endpoint(endpoint)
         state.middleware.hooks.extend(self.hooks)
-        state.mounted[self.name] = self
         state.settings[self.name] = settings
         state.endpoints[self.name] = endpoint
 
