@@ -23,8 +23,9 @@ import pytest
 from flask import Flask, current_app
 from websockets.sync.client import connect
 
-from flask_wecom import AIBot
+from flask_wecom import AIBot, WeCom
 from flask_wecom.aibot import BotReceiver
+from flask_wecom.errors import ConfigError
 from flask_wecom.longconn import (
     AuthFailed,
     Backoff,
@@ -492,6 +493,71 @@ def test_one_bot_answers_alike_over_the_webhook_and_the_long_connection(
     ]
     assert webhook_answers(app) == expected
     assert longconn_answers(app, bot, server) == expected
+
+
+WEBHOOK = {"WECOM_AIBOT_TOKEN": generate_token(), "WECOM_AIBOT_ENCODING_AES_KEY": KEY}
+LONGCONN = {"WECOM_AIBOT_BOT_ID": BOT, "WECOM_AIBOT_LONGCONN_SECRET": SECRET}
+
+
+@pytest.mark.parametrize(
+    ("config", "webhook"),
+    [
+        pytest.param(WEBHOOK, True, id="webhook"),
+        pytest.param({**WEBHOOK, **LONGCONN}, True, id="both"),
+        pytest.param(LONGCONN, False, id="longconn-only"),
+    ],
+)
+def test_an_ai_bot_needs_the_webhook_keys_only_for_the_webhook(
+    config: dict[str, str], webhook: bool
+) -> None:
+    app = Flask(__name__)
+    app.config.update(config)
+    bot = AIBot(app)
+    bot.message("text")(sync_text)
+    posted = app.test_client().post("/aibot?msg_signature=x&timestamp=1&nonce=n", data=b"{}")
+    assert (posted.status_code != 404) is webhook  # the URL is mounted, or not at all
+    assert app.extensions["wecom"].mounted == {"aibot": bot}  # the command finds the bot
+
+
+@pytest.mark.parametrize(
+    ("config", "keys"),
+    [
+        pytest.param(
+            {},
+            "WECOM_AIBOT_TOKEN, WECOM_AIBOT_ENCODING_AES_KEY (the webhook) or "
+            "WECOM_AIBOT_BOT_ID, WECOM_AIBOT_LONGCONN_SECRET (the long connection)",
+            id="nothing",
+        ),
+        pytest.param(
+            {"WECOM_AIBOT_BOT_ID": BOT},
+            "WECOM_AIBOT_TOKEN, WECOM_AIBOT_ENCODING_AES_KEY (the webhook) or "
+            "WECOM_AIBOT_LONGCONN_SECRET (the long connection)",
+            id="bot-id-only",
+        ),
+        pytest.param(
+            {**LONGCONN, "WECOM_AIBOT_TOKEN": generate_token()},
+            "WECOM_AIBOT_ENCODING_AES_KEY",
+            id="half-a-webhook",
+        ),
+    ],
+)
+def test_an_ai_bot_without_a_complete_set_of_keys_names_them(
+    config: dict[str, str], keys: str
+) -> None:
+    app = Flask(__name__)
+    app.config.update(config)
+    with pytest.raises(ConfigError) as raised:
+        AIBot(app)
+    assert raised.value.key == keys
+    assert str(raised.value).startswith(f"{keys} must be set")
+
+
+def test_a_self_built_app_still_needs_its_webhook_keys() -> None:
+    app = Flask(__name__)
+    app.config.update(WECOM_BOT_ID=BOT, WECOM_LONGCONN_SECRET=SECRET)  # no such thing for apps
+    with pytest.raises(ConfigError) as raised:
+        WeCom(app)
+    assert raised.value.key == "WECOM_TOKEN, WECOM_ENCODING_AES_KEY, WECOM_CORP_ID"
 
 
 @pytest.mark.parametrize(

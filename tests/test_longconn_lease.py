@@ -237,14 +237,24 @@ def test_beside_gunicorn_one_worker_holds_the_bot_and_all_serve_the_webhook(
     server.wait_for(lambda: server.owners() == 0, timeout=10)  # stopped with the workers
 
 
-def test_the_command_runs_a_bare_receiver_and_stops_on_sigterm(
-    group: Group, server: FakeLongConnServer
+@pytest.mark.parametrize(
+    ("target", "unset"),
+    [
+        pytest.param("tests.support.longconn_app:plain", (), id="bare-receiver"),
+        pytest.param(
+            "tests.support.longconn_app:app",
+            ("WECOM_AIBOT_TOKEN", "WECOM_AIBOT_ENCODING_AES_KEY"),
+            id="flask-app-without-webhook-keys",
+        ),
+    ],
+)
+def test_the_command_runs_a_bot_and_stops_on_sigterm(
+    group: Group, server: FakeLongConnServer, target: str, unset: tuple[str, ...]
 ) -> None:
-    env = {k: v for k, v in group.env.items() if k != "WECOM_REDIS_URL"}  # one process, memory
-    command = [sys.executable, "-m", "flask_wecom", "longconn", "--app"]
-    with subprocess.Popen(
-        [*command, "tests.support.longconn_app:plain"], env=env, stderr=subprocess.PIPE
-    ) as process:
+    dropped = {"WECOM_REDIS_URL", *unset}  # one process, memory
+    env = {k: v for k, v in group.env.items() if k not in dropped}
+    command = [sys.executable, "-m", "flask_wecom", "longconn", "--app", target]
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as process:
         server.wait_for(lambda: server.owners() == 1, timeout=30)
         _, pid = group.ask("bare")
         assert pid == process.pid
