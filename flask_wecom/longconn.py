@@ -477,7 +477,7 @@ class LongConnection:
         #: Counters: ``handled``, ``duplicates``, ``replies``, ``reply_errors``, ``quota``,
         #: ``subscribed``, ``drops``, ``auth_failures``, ``recovered``.
         self.stats: Counter[str] = Counter()
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: aio.HandlerPool | None = None
         #: Store and download work, apart from handlers: busy handlers never delay the lease.
         self._io: ThreadPoolExecutor | None = None
         self._stop_requested = threading.Event()
@@ -505,7 +505,7 @@ class LongConnection:
         self._stopping, self._ready = asyncio.Event(), asyncio.Event()
         if self._stop_requested.is_set():
             self._stopping.set()
-        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="flask-wecom-bot")
+        self._executor = aio.HandlerPool(self.threads, thread_name_prefix="flask-wecom-bot")
         self._io = ThreadPoolExecutor(4, thread_name_prefix="flask-wecom-bot-io")
         self._started.set()
         try:

@@ -23,8 +23,9 @@ import pytest
 from flask import Flask, current_app
 from websockets.sync.client import connect
 
-from flask_wecom import AIBot, WeCom
+from flask_wecom import AIBot, WeCom, aio
 from flask_wecom.aibot import BotReceiver
+from flask_wecom.aio import HandlerPool
 from flask_wecom.errors import ConfigError
 from flask_wecom.longconn import (
     AuthFailed,
@@ -33,8 +34,8 @@ from flask_wecom.longconn import (
     LongConnection,
     QuotaExceeded,
 )
-from flask_wecom.messages import Message
-from flask_wecom.receivers import current_message
+from flask_wecom.messages import Message, parse_message
+from flask_wecom.receivers import Call, current_message, handling
 from flask_wecom.replies import (
     BotUpdateTemplateCardReply,
     StreamReply,
@@ -42,7 +43,8 @@ from flask_wecom.replies import (
     WelcomeTextReply,
     parse_reply,
 )
-from flask_wecom.stores import RedisStore
+from flask_wecom.runner import Runner
+from flask_wecom.stores import MemoryStore, RedisStore
 from flask_wecom.testing import (
     CallbackSigner,
     WeComTestClient,
@@ -645,3 +647,58 @@ def test_busy_handler_threads_never_delay_the_lease(
             assert (server.subscribes, server.kicks) == (1, 0)
         finally:
             standby.stop(5)
+
+
+# --------------------------------------------------------------------------- handler threads
+
+
+def test_the_handler_pool_hands_back_results_errors_and_context() -> None:
+    """Many calls at once: each gets its own result or error, in the caller's context."""
+
+    def handler(number: int) -> str:
+        if number % 7 == 0:
+            raise ValueError(number)
+        time.sleep(0.001)
+        return f"{number} {current_message.content} {threading.current_thread().name}"
+
+    async def main() -> list[Any]:
+        pool = HandlerPool(3, thread_name_prefix="lane")
+        message = parse_message(aibot_payload("text", {"text": {"content": "hi"}}))
+        with handling(Call(message, b"", "x", MemoryStore(), Runner(1))):
+            calls = [aio.call(handler, n, executor=pool) for n in range(1, 50)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        pool.shutdown()
+        return results
+
+    results = asyncio.run(main())
+    for number, result in enumerate(results, 1):
+        if number % 7 == 0:
+            assert isinstance(result, ValueError) and result.args == (number,)
+        else:
+            text, threads = result.rsplit(" ", 1)
+            assert text == f"{number} hi" and threads in {"lane_0", "lane_1", "lane_2"}
+
+
+def test_the_handler_pool_serves_executor_callers_and_cancels_queued_jobs() -> None:
+    pool = HandlerPool(1)
+    gate = threading.Event()
+    first = pool.submit(gate.wait, 5)
+    queued = pool.submit(lambda: "never")
+    pool.shutdown(wait=False, cancel_futures=True)
+    gate.set()
+    assert first.result(5) is True
+    assert queued.cancelled()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(print)
+
+
+def test_a_cancelled_call_leaves_the_pool_working() -> None:
+    async def main() -> str:
+        pool = HandlerPool(2)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(pool.run(lambda: time.sleep(0.2)), 0.01)
+        answer = await pool.run(lambda: "still here")
+        pool.shutdown()
+        return str(answer)
+
+    assert asyncio.run(main()) == "still here"
