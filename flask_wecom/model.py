@@ -74,6 +74,7 @@ __all__ = [
     "Node",
     "UnknownMessage",
     "callback_table",
+    "message_from_json",
     "parse_message",
     "register",
     "registered_paths",
@@ -517,6 +518,15 @@ def parse_message(plaintext: bytes | str, *, max_bytes: int = MAX_XML_BYTES) -> 
         document = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise ParseError("malformed JSON") from exc
+    return message_from_json(document)
+
+
+def message_from_json(document: dict[str, Any]) -> Message:
+    """The model of a JSON callback already parsed (an AI bot's long-connection frame body).
+
+    Like :func:`parse_message` after its JSON parsing: an object with ``msgtype`` is an AI
+    bot's callback, any other an app's.
+    """
     if "msgtype" in document:
         return _bot_message(document)
     return _app_message(document)
