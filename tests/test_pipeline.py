@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from flask_wecom.aibot import BotReceiver
+from flask_wecom.client import WeComClient
 from flask_wecom.crypto import WeComCrypto
-from flask_wecom.dedup import Claim, Deduplicator
+from flask_wecom.dedup import Claim, Deduplicator, dedup_key
 from flask_wecom.errors import (
     MethodNotAllowed,
     ParseError,
@@ -708,9 +709,13 @@ def test_endpoints_are_mounted_once(caplog: pytest.LogCaptureFixture) -> None:
         pipeline.add_endpoint(Endpoint("/c", crypto, agent_id=2))  # apart by agent id
         pipeline.add_endpoint(Endpoint("/d", WeComCrypto(OLD_TOKEN, KEY, CORP_ID)))
         pipeline.add_endpoint(Endpoint("/e", crypto))
-    assert [r.getMessage()[:40] for r in caplog.records] == [
-        "endpoints /a and /e share a credential s",
-        "endpoints /c and /e share a credential s",
+    advice = (
+        "share a credential set: each accepts the other's callbacks; give each its agent id "
+        "(WECOM_AGENT_ID) or its own Token"
+    )
+    assert [r.getMessage() for r in caplog.records] == [
+        f"endpoints /a and /e {advice}",
+        f"endpoints /c and /e {advice}",
     ]
     assert [e.path for e in pipeline.endpoints] == ["/a", "/c", "/d", "/e"]
     assert pipeline.endpoint("/d") is pipeline.endpoints[2] and pipeline.endpoint("/x") is None
@@ -723,7 +728,9 @@ def test_a_stream_refresh_is_never_deduplicated() -> None:
     bot_signer = CallbackSigner(TOKEN, KEY, "", format="json", clock=lambda: NOW)
     refresh = aibot_payload("stream", {"stream": {"id": "s1"}}, msgid="r1")
     for nonce in ("a", "b"):
-        setup.send(bot_signer.callback(refresh, nonce=nonce))
+        request = bot_signer.callback(refresh, nonce=nonce)
+        answer = bot_signer.decrypt_reply(setup.send(request).body, request)
+        assert answer is not None and b'"finish":true' in answer  # from the stream state
     assert [o.dedup for o in setup.outcomes] == [None, None]
 
 
@@ -1006,3 +1013,74 @@ def test_async_dispatch_past_the_deadline_delivers_on_the_executor() -> None:
         assert asyncio.run(run(executor)) is None
     assert setup.receiver.late == [TextReply("echo: slow")]
     assert setup.receiver.threads == ["app-pool_0", "app-pool_0"]
+
+
+def test_endpoint_keeps_client_deferrer_and_scope() -> None:
+    client = WeComClient("wwcorp", "secret")
+    deferrer = RecordingDeferrer()
+    scope = threading.Lock
+    endpoint = Endpoint(
+        "/w", WeComCrypto(TOKEN, KEY, CORP_ID), client=client, deferrer=deferrer, scope=scope
+    )
+    assert (endpoint.client, endpoint.deferrer, endpoint.scope) == (client, deferrer, scope)
+    client.close()
+
+
+def test_a_call_carries_the_pipeline_and_the_endpoint() -> None:
+    runner = Runner(1)
+    setup = Setup(streams=runner)
+    assert Pipeline().streams is not None
+    request = signer().text("hi")
+    message = parse_message(request.plaintext)
+    call = setup.pipeline.call_for(setup.endpoint, message, request.plaintext)
+    assert (call.message, call.plaintext, call.endpoint) == (message, request.plaintext, "/wecom")
+    assert (call.store, call.streams, call.client, call.scope) == (
+        setup.pipeline.store,
+        runner,
+        setup.endpoint.client,
+        setup.endpoint.scope,
+    )
+    assert opened(setup, request).remote == "?"
+
+
+def test_dedup_keys_are_the_endpoints_hmac() -> None:
+    """Keyed per endpoint by a secret derived from its (newest) EncodingAESKey."""
+    setup = Setup()
+    request = signer().text("hi")
+    setup.send(request)
+    crypto = setup.endpoint.credentials[0]
+    key = dedup_key(
+        "/wecom", parse_message(request.plaintext), request.plaintext, crypto.derive_key(b"dedup")
+    )
+    assert setup.pipeline.store.get(key) is not None
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "message"),
+    [
+        ("9" * 12, "timestamp outside the replay window"),
+        ("9" * 13, "timestamp is missing or not whole seconds"),
+    ],
+    ids=["12-digits-read", "13-digits-refused-unread"],
+)
+def test_a_timestamp_has_at_most_twelve_digits(setup: Setup, timestamp: str, message: str) -> None:
+    request = signer().text("t")
+    with pytest.raises(TimestampError, match=f"^{message}$"):
+        setup.pipeline.check_query(setup.endpoint, "POST", query_of(request, timestamp=timestamp))
+
+
+@pytest.mark.parametrize(
+    ("ids", "document"),
+    [
+        pytest.param(["", CORP_ID], {"FromUserName": ""}, id="empty-sender-is-no-reply"),
+        pytest.param([""], {"FromUserName": "u", "To": "wwx"}, id="no-ids-no-to-check"),
+    ],
+)
+def test_check_direction_ignores_the_empty_receive_id(
+    ids: list[str], document: dict[str, str]
+) -> None:
+    endpoint = Endpoint("/w", WeComCrypto(TOKEN, KEY, ids))
+    to_user = document.pop("To", CORP_ID)
+    check_direction(
+        endpoint, parse_message(app_message_xml("text", document, to_user=to_user).encode())
+    )
