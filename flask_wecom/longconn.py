@@ -73,8 +73,9 @@ from . import aio
 from .aibot import BotReceiver
 from .crypto import decrypt_media
 from .dedup import Claim, Deduplicator, dedup_key
-from .errors import ParseError, ReplyError, StoreError, WeComError
-from .messages import Message, parse_message
+from .errors import ReplyError, StoreError, WeComError
+from .messages import Message
+from .model import message_from_json
 from .receivers import Call, Receiver, Scope, handling
 from .replies import (
     MAX_STREAM_BYTES,
@@ -111,6 +112,8 @@ DEFAULT_URL = "wss://openws.work.weixin.qq.com"
 #: Largest chunk of an upload, before base64.
 UPLOAD_CHUNK_BYTES = 512 * 1024
 _CALLBACKS = ("aibot_msg_callback", "aibot_event_callback")
+#: The name of the tasks that run handlers (a graceful stop waits for them).
+_HANDLING = "flask-wecom-handling"
 T = TypeVar("T")
 
 
@@ -341,14 +344,14 @@ class _Session:
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(json.dumps(frame))
 
-    def resolve(self, frame: Mapping[str, Any]) -> None:
+    def resolve(self, frame: dict[str, Any]) -> None:
         req_id = _req_id_of(frame)
         if req_id.startswith("ping_"):
             self.unanswered_pings = 0
             return
         future = self.pending.get(req_id)
         if future is not None and not future.done():
-            future.set_result(dict(frame))
+            future.set_result(frame)
 
     def fail_all(self) -> None:
         for future in self.pending.values():
@@ -777,12 +780,12 @@ class LongConnection:
                 if isinstance(event, dict) and event.get("eventtype") == "disconnected_event":
                     session.displaced = True
                     return
-                self._spawn(self._handle(req_id, body))
+                self._spawn(self._handle(req_id, body), _HANDLING)
 
     async def _shutdown(self) -> None:
         """Drain running handlers, hand the rest over, release the lease, close."""
         pending = {t for t in self._tasks if t is not asyncio.current_task()}
-        handlers = {t for t in pending if t.get_name().startswith("handle:")}
+        handlers = {t for t in pending if t.get_name() == _HANDLING}
         if self._session is not None:
             logger.info(
                 "bot %s: stopping; finishing %d running handler(s) first",
@@ -827,23 +830,18 @@ class LongConnection:
             return func(*args)
         return await self._in_thread(func, *args)
 
-    async def _handle(self, req_id: str, body: Mapping[str, Any]) -> None:
+    async def _handle(self, req_id: str, body: dict[str, Any]) -> None:
         """Dedup and journal a callback, then answer it."""
         prepared = await self._prepare(req_id, body, recovered=False)
         if prepared is not None:
             await self._process(req_id, *prepared)
 
     async def _prepare(
-        self, req_id: str, body: Mapping[str, Any], *, recovered: bool
+        self, req_id: str, body: dict[str, Any], *, recovered: bool
     ) -> tuple[Message, Claim] | None:
-        """The parsed message and its claim; None if unreadable or handled elsewhere."""
-        plaintext = json.dumps(body, ensure_ascii=False).encode()
-        try:
-            message = parse_message(plaintext)
-        except ParseError as exc:
-            logger.warning("bot %s: an unreadable callback was ignored (%s)", self.bot_id, exc)
-            return None
-        claim = await self._store_call(self._begin, req_id, body, message, plaintext, recovered)
+        """The message and its claim; None if handled already or elsewhere."""
+        message = message_from_json(body)
+        claim = await self._store_call(self._begin, req_id, body, message, recovered)
         if claim is None:
             self.stats["duplicates"] += 1
             return None
@@ -851,9 +849,6 @@ class LongConnection:
 
     async def _process(self, req_id: str, message: Message, claim: Claim) -> None:
         """Run the handler and reply; the claim is settled whatever happens."""
-        task = asyncio.current_task()
-        if task is not None:
-            task.set_name(f"handle:{req_id}")
         try:
             await self._answer(message, req_id)
         except asyncio.CancelledError:
@@ -873,12 +868,13 @@ class LongConnection:
         req_id: str,
         body: Mapping[str, Any],
         message: Message,
-        plaintext: bytes,
         recovered: bool,
     ) -> Claim | None:
         """Claim the message (None: handled already or elsewhere) and journal it."""
         claim = Claim("bypass", "")
         if self.dedup is not None:
+            # the key is the msgid's; only an event, which has none, needs the whole document
+            plaintext = b"" if message.msg_id else json.dumps(body, ensure_ascii=False).encode()
             key = dedup_key(self.name, message, plaintext, self._dedup_secret)
             deadline = time.monotonic() + self.dedup.lease + 2.0
             claim = self.dedup.claim(key)
@@ -920,7 +916,7 @@ class LongConnection:
         for req_id, found in prepared:
             if found is not None:
                 self.stats["recovered"] += 1
-                self._spawn(self._process(req_id, *found))
+                self._spawn(self._process(req_id, *found), _HANDLING)
 
     async def _answer(self, message: Message, req_id: str) -> None:
         found = self.receiver.resolve(message)

@@ -681,8 +681,14 @@ def test_the_handler_pool_hands_back_results_errors_and_context() -> None:
 
 def test_the_handler_pool_serves_executor_callers_and_cancels_queued_jobs() -> None:
     pool = HandlerPool(1)
-    gate = threading.Event()
-    first = pool.submit(gate.wait, 5)
+    started, gate = threading.Event(), threading.Event()
+
+    def first_job() -> bool:
+        started.set()
+        return gate.wait(5)
+
+    first = pool.submit(first_job)
+    assert started.wait(5)  # the only thread runs it; the next one waits in the queue
     queued = pool.submit(lambda: "never")
     pool.shutdown(wait=False, cancel_futures=True)
     gate.set()
