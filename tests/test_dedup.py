@@ -356,9 +356,9 @@ def test_a_lease_expiring_between_add_and_get_is_claimed_again() -> None:
 
 def test_lease_is_renewed_while_the_handler_runs(redis_url: str) -> None:
     """A slow but living handler keeps its claim well past one lease."""
-    dedup = Deduplicator(RedisStore(redis_url), lease=0.15, wait=0, poll=0.01)
+    dedup = Deduplicator(RedisStore(redis_url), lease=0.3, wait=0, poll=0.01)
     first = dedup.claim("k")
-    time.sleep(0.4)
+    time.sleep(0.7)
     assert dedup.claim("k").state == "waited"
     dedup.complete(first, "DONE")
     dedup.flush()
@@ -612,13 +612,16 @@ def test_the_keeper_starts_again_after_it_went_idle(redis_url: str) -> None:
     """The keeper thread ends when nothing is held; the next claim starts a new one, a daemon
     (it never holds up the interpreter's exit), and its lease is renewed again."""
     store = RedisStore(redis_url)
-    dedup = Deduplicator(store, lease=0.15, wait=0, write_behind=0)
-    dedup.complete(dedup.claim("a"), "A")
-    keeper_of(dedup).join(timeout=2)  # nothing held or pending: it ends
+    dedup = Deduplicator(store, lease=0.3, wait=0, write_behind=0)
+    claim = dedup.claim("a")
+    first_keeper = keeper_of(dedup)
+    dedup.complete(claim, "A")
+    first_keeper.join(timeout=2)  # nothing held or pending: it ends
+    assert not first_keeper.is_alive()
     held = dedup.claim("b")
     keeper = keeper_of(dedup)
     assert (keeper.is_alive(), keeper.name, keeper.daemon) == (True, "flask-wecom-dedup", True)
-    time.sleep(0.35)
+    time.sleep(0.7)
     assert Deduplicator(store, wait=0).claim("b") == Claim("waited", "b")
     dedup.release(held)
 
