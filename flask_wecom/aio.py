@@ -25,11 +25,11 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import functools
 import inspect
-import queue
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
@@ -47,24 +47,38 @@ _Job = tuple[Callable[[], Any], "asyncio.Future[Any] | Future[Any]"]
 class HandlerPool(Executor):
     """Threads for sync handlers called from one event loop, cheap per call.
 
-    ``await pool.run(func)`` queues ``func`` for a thread (started when none is idle, up to
-    ``max_workers``) and awaits an asyncio future: no :class:`concurrent.futures.Future` and
-    no callback chain per call, and results that finish while the loop is busy are handed
-    back together, with one wake-up of the loop. :meth:`submit` serves any other caller.
+    ``await pool.run(func)`` queues ``func`` and awaits an asyncio future: no
+    :class:`concurrent.futures.Future` and no callback chain per call. Fast handlers are not
+    spread over many threads (each wake-up is a thread switch, and the GIL runs one at a
+    time anyway): a call goes to a parked thread only when no thread is busy, and another
+    one is woken (or started, up to ``max_workers``) when calls still wait ``spread_after``
+    seconds later, so handlers that block still run side by side. Results that finish while
+    the loop is busy are handed back together, with one wake-up of the loop.
+    :meth:`submit` serves any other caller (a parked thread at once).
 
     :param max_workers: the most threads (handlers that block hold one each).
     :param thread_name_prefix: the threads' names start with it.
+    :param spread_after: seconds a queued call waits before another thread is woken for it.
     """
 
-    def __init__(self, max_workers: int, thread_name_prefix: str = "flask-wecom-handler") -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        thread_name_prefix: str = "flask-wecom-handler",
+        *,
+        spread_after: float = 0.001,
+    ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self.max_workers, self.thread_name_prefix = max_workers, thread_name_prefix
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.spread_after = spread_after
+        self._jobs: collections.deque[_Job] = collections.deque()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._parked: list[threading.Lock] = []  # a parked thread waits for its lock
+        self._active = 0  # threads not parked: running a job or looking for one
         self._closed = False
+        self._spreading = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._finished: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
 
@@ -76,13 +90,21 @@ class HandlerPool(Executor):
         elif self._loop is not loop:
             raise RuntimeError("a HandlerPool serves one event loop")
         future: asyncio.Future[Any] = loop.create_future()
-        self._put((func, future))
+        with self._lock:
+            self._enqueue((func, future))
+            if self._active == 0:
+                self._wake()
+            elif not self._spreading and self._can_grow():
+                self._spreading = True
+                loop.call_later(self.spread_after, self._spread)
         return await future
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run ``fn(*args, **kwargs)`` on a thread (:class:`~concurrent.futures.Executor`)."""
         future: Future[Any] = Future()
-        self._put((functools.partial(fn, *args, **kwargs), future))
+        with self._lock:
+            self._enqueue((functools.partial(fn, *args, **kwargs), future))
+            self._wake()
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -90,64 +112,87 @@ class HandlerPool(Executor):
         with self._lock:
             self._closed = True
             threads = list(self._threads)
-        if cancel_futures:
-            with self._lock:
-                while True:
-                    try:
-                        job = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is not None:
-                        _cancel(job[1])
-        for _ in threads:
-            self._jobs.put(None)
+            dropped = list(self._jobs) if cancel_futures else []
+            if cancel_futures:
+                self._jobs.clear()
+            while self._parked:
+                self._wake()
+        for _, future in dropped:
+            _cancel(future)
         if wait:
             for thread in threads:
                 thread.join()
 
-    def _put(self, job: _Job) -> None:
+    def _enqueue(self, job: _Job) -> None:
+        """Lock held."""
+        if self._closed:
+            raise RuntimeError("cannot run a job after shutdown")
+        self._jobs.append(job)
+
+    def _can_grow(self) -> bool:
+        """Lock held: whether a thread could be woken or started."""
+        return bool(self._parked) or len(self._threads) < self.max_workers
+
+    def _wake(self) -> None:
+        """Lock held: unpark a thread, or start one (nothing if every allowed one is busy)."""
+        if self._parked:
+            self._active += 1
+            self._parked.pop().release()
+        elif len(self._threads) < self.max_workers:
+            self._active += 1
+            thread = threading.Thread(
+                target=self._work,
+                name=f"{self.thread_name_prefix}_{len(self._threads)}",
+                daemon=True,
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _spread(self) -> None:
+        """On the loop: calls still wait; wake another thread, and look again later."""
         with self._lock:
-            if self._closed:
-                raise RuntimeError("cannot run a job after shutdown")
-            self._jobs.put(job)
-            if self._idle == 0 and len(self._threads) < self.max_workers:
-                thread = threading.Thread(
-                    target=self._work,
-                    name=f"{self.thread_name_prefix}_{len(self._threads)}",
-                    daemon=True,
-                )
-                self._threads.append(thread)
-                thread.start()
+            self._spreading = False
+            if self._jobs and self._can_grow():
+                self._wake()
+                if self._jobs and self._can_grow() and self._loop is not None:
+                    self._spreading = True
+                    self._loop.call_later(self.spread_after, self._spread)
 
     def _work(self) -> None:
+        parking = threading.Lock()
+        parking.acquire()  # held: acquiring it again parks the thread until a _wake
         while True:
             with self._lock:
-                self._idle += 1
-            job = self._jobs.get()
-            with self._lock:
-                self._idle -= 1
+                job = self._jobs.popleft() if self._jobs else None
+                if job is None:
+                    self._active -= 1
+                    if self._closed:
+                        return
+                    self._parked.append(parking)
             if job is None:
-                return
-            func, future = job
-            result, error = None, None
-            if isinstance(future, Future):
-                if future.set_running_or_notify_cancel():
-                    try:
-                        future.set_result(func())
-                    except BaseException as exc:
-                        future.set_exception(exc)
+                parking.acquire()
                 continue
-            try:
-                result = func()
-            except BaseException as exc:
-                error = exc
-            with self._lock:
-                self._finished.append((future, result, error))
-                wake = len(self._finished) == 1  # else the loop was woken already
-            if wake:
-                loop = future.get_loop()
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                    loop.call_soon_threadsafe(self._hand_back)
+            self._run(*job)
+
+    def _run(self, func: Callable[[], Any], future: asyncio.Future[Any] | Future[Any]) -> None:
+        if isinstance(future, Future):
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(func())
+                except BaseException as exc:
+                    future.set_exception(exc)
+            return
+        result, error = None, None
+        try:
+            result = func()
+        except BaseException as exc:
+            error = exc
+        with self._lock:
+            self._finished.append((future, result, error))
+            wake = len(self._finished) == 1  # else the loop was woken already
+        if wake:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                future.get_loop().call_soon_threadsafe(self._hand_back)
 
     def _hand_back(self) -> None:
         """On the loop: settle every future that finished since the last wake-up."""

@@ -708,3 +708,21 @@ def test_a_cancelled_call_leaves_the_pool_working() -> None:
         return str(answer)
 
     assert asyncio.run(main()) == "still here"
+
+
+def test_handlers_that_block_still_run_side_by_side() -> None:
+    """A call waits for a busy thread only ``spread_after``: then another thread takes it."""
+    together = threading.Barrier(4, timeout=5)  # broken unless four run at once
+
+    async def main() -> set[str]:
+        pool = HandlerPool(4, spread_after=0.005)
+
+        def blocking() -> str:
+            together.wait()
+            return threading.current_thread().name
+
+        names = await asyncio.gather(*(pool.run(blocking) for _ in range(4)))
+        pool.shutdown()
+        return set(names)
+
+    assert len(asyncio.run(main())) == 4
