@@ -66,7 +66,7 @@ class Handlers(Receiver):
         self.late: list[Reply] = []
         self.threads: list[str] = []
         self.message("text")(self.echo)
-        self.message("voice", deferred=True)(lambda m: self.late.append(TextReply("deferred")))
+        self.message("voice", deferred=True)(lambda m: "deferred")
 
     def echo(self, message: Message) -> str:
         self.threads.append(threading.current_thread().name)
@@ -723,6 +723,7 @@ def test_endpoints_are_mounted_once(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_a_stream_refresh_is_never_deduplicated() -> None:
     bot = BotReceiver()
+    bot.message("stream")(lambda m: "a handler never sees a refresh")
     endpoint = Endpoint("/aibot", WeComCrypto(TOKEN, KEY, ""), receiver=bot)
     setup = Setup(endpoint=endpoint)
     bot_signer = CallbackSigner(TOKEN, KEY, "", format="json", clock=lambda: NOW)
@@ -914,6 +915,16 @@ def test_receive_ids_per_method(
     assert Setup(endpoint=endpoint).send(request).status == status
 
 
+def test_a_reply_is_encrypted_for_the_receive_id_its_callback_came_with() -> None:
+    endpoint = Endpoint("/suite", WeComCrypto(TOKEN, KEY, [CORP_ID, SUITE_ID]), receiver=Handlers())
+    request = CallbackSigner(TOKEN, KEY, CORP_ID, clock=lambda: NOW, to_user="").text(
+        "hi", receive_id=SUITE_ID
+    )
+    body = Setup(endpoint=endpoint).send(request).body
+    encrypted = body.split(b"<Encrypt><![CDATA[")[1].split(b"]]>")[0].decode()
+    assert WeComCrypto(TOKEN, KEY, [CORP_ID, SUITE_ID]).decrypt(encrypted)[1] == SUITE_ID
+
+
 @pytest.mark.parametrize(
     ("credential", "sealer"),
     [(0, "newest"), (1, "previous"), (2, "verifying"), (5, "verifying")],
@@ -1028,7 +1039,15 @@ def test_endpoint_keeps_client_deferrer_and_scope() -> None:
 
 def test_a_call_carries_the_pipeline_and_the_endpoint() -> None:
     runner = Runner(1)
-    setup = Setup(streams=runner)
+    client = WeComClient("wwcorp", "secret")
+    endpoint = Endpoint(
+        "/wecom",
+        WeComCrypto(TOKEN, KEY, CORP_ID),
+        receiver=Handlers(),
+        client=client,
+        scope=threading.Lock,
+    )
+    setup = Setup(endpoint=endpoint, streams=runner)
     assert Pipeline().streams is not None
     request = signer().text("hi")
     message = parse_message(request.plaintext)
@@ -1037,10 +1056,11 @@ def test_a_call_carries_the_pipeline_and_the_endpoint() -> None:
     assert (call.store, call.streams, call.client, call.scope) == (
         setup.pipeline.store,
         runner,
-        setup.endpoint.client,
-        setup.endpoint.scope,
+        client,
+        threading.Lock,
     )
     assert opened(setup, request).remote == "?"
+    client.close()
 
 
 def test_dedup_keys_are_the_endpoints_hmac() -> None:
@@ -1084,3 +1104,22 @@ def test_check_direction_ignores_the_empty_receive_id(
     check_direction(
         endpoint, parse_message(app_message_xml("text", document, to_user=to_user).encode())
     )
+
+
+def test_background_work_cancelled_at_shutdown_is_drained_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A loop shutting down cancels the handlers still running past the deadline: draining
+    then neither raises nor logs, and nothing is delivered."""
+    setup = Setup()
+
+    async def run() -> None:
+        assert await setup.pipeline.dispatch_async(opened(setup, signer().text("slow"))) is None
+        for work in list(setup.pipeline._background):
+            work.cancel()
+        await setup.pipeline.drain()
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(run())
+    assert caplog.records == []
+    assert setup.receiver.late == []
