@@ -22,7 +22,7 @@ This module imports only the standard library and :mod:`flask_wecom.errors`.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import heapq
 import math
 import os
@@ -31,7 +31,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 from .errors import StoreError
@@ -226,8 +226,6 @@ _SERVER_SCHEMES = ("redis", "rediss", "unix")
 _SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 _CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
-T = TypeVar("T")
-
 
 class RedisStore:
     """A :class:`Store` in Redis, shared by every worker and host that uses the same Redis.
@@ -249,24 +247,30 @@ class RedisStore:
     store from a ``redis+cluster://`` URL raises if no node answers; a server or Sentinel
     store connects on first use.
 
-    ``add`` is ``SET NX PX``; ``compare_and_set`` is a Lua script run with ``EVALSHA``
-    (through a redis-py :class:`~redis.commands.core.Script`, which loads it again after a
-    restart or a failover emptied the script cache). Every operation touches exactly one key,
-    so each runs in one Cluster slot whatever the key; :meth:`compare_and_set_many` sends its
-    changes in one pipeline, which a Cluster client splits per node. Every key gets
-    ``prefix``. A ttl becomes whole milliseconds, at least 1. Every Redis failure (connection
-    refused, timeout, error reply) is raised as :class:`~flask_wecom.errors.StoreError` from
-    the redis-py exception; the message names the operation, never a value. After a restart
-    or a failover the next call reconnects. ::
+    ``add`` is ``SET NX PX``; ``compare_and_set`` is a Lua script run with ``EVALSHA``, sent
+    again with ``EVAL`` when the server answers NOSCRIPT (a restart or a failover emptied its
+    script cache). Every operation touches exactly one key, so each runs in one Cluster slot
+    whatever the key; :meth:`compare_and_set_many` sends its changes in one pipeline, which a
+    Cluster client splits per node. Every key gets ``prefix``. A ttl becomes whole
+    milliseconds, at least 1. Every Redis failure (connection refused, timeout, error reply)
+    is raised as :class:`~flask_wecom.errors.StoreError` from the redis-py exception; the
+    message names the operation, never a value. After a restart or a failover the next call
+    reconnects. ::
 
         store = RedisStore("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/wecom", prefix="myapp:")
 
-    Speed: for one server or a Sentinel group, each thread that uses the store keeps a
-    single-connection :class:`redis.Redis` client on the shared pool while it lives (the pool
-    must allow one connection per thread), so a command skips the pool checkout, which polls
-    the socket and costs about as much CPU as the round trip. A process forked from one that
-    used the store (gunicorn ``--preload``) opens its own connections and never touches the
-    parent's sockets.
+    Speed: for one server or a Sentinel group, on the redis-py versions the ``redis`` extra
+    allows (5.3 to 8.x, tested at both ends), each thread that uses the store holds one
+    connection of the client's pool while it lives (the pool must allow one connection per
+    thread) and drives it through redis-py's connection methods (``send_packed_command``,
+    ``read_response`` and the connection's retry policy) with commands this class encodes
+    itself. That skips the client layer (pool checkout with a socket poll, locks, retry and
+    metrics wrappers, response callbacks), which costs several times the CPU of the round
+    trip; the claim that runs before every handler is then cheap enough for retry dedup to
+    cost under 10% of a 300 µs handler (``bench/dedup_bench.py``). A Cluster, or another
+    redis-py version, goes through the public client API instead: correct, only slower. A
+    process forked from one that used the store (gunicorn ``--preload``) opens its own
+    connections and never touches the parent's sockets.
 
     :param url_or_client: a URL as above, or a :class:`redis.Redis` client (Sentinel:
         ``Sentinel.master_for(...)``) or :class:`redis.cluster.RedisCluster` built with
@@ -298,147 +302,227 @@ class RedisStore:
             client = url_or_client
             if client.get_connection_kwargs().get("decode_responses"):
                 raise ValueError("RedisStore needs a client built with decode_responses=False")
-        self._client = client
+        # redis-py's client methods are untyped.
+        self._client: Any = client
         self._prefix = prefix
-        self._script = client.register_script(_COMPARE_AND_SET_LUA)
         self._redis_error: type[Exception] = redis.RedisError
         self._no_script_error: type[Exception] = redis.exceptions.NoScriptError
+        self._response_error: type[Exception] = redis.ResponseError
         self._connection_error: type[Exception] = redis.ConnectionError
         # A Cluster client routes each command to its node's pool and is thread-safe as it is.
-        self._threads = (
-            None
-            if isinstance(client, redis.RedisCluster)
-            else _ThreadClients(client.connection_pool)
-        )
-        self._commands: Callable[[], Any] = (
-            functools.partial(_same, client) if self._threads is None else self._threads.get
+        self._connections = (
+            _ThreadConnections(client.connection_pool)
+            if not isinstance(client, redis.RedisCluster) and _held_connections_supported()
+            else None
         )
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store ``value`` only if ``key`` has no live value; return True if it was stored."""
         _check_ttl(ttl)
-        key, ms = self._prefix + key, _milliseconds(ttl)
-        return bool(
-            self._run("SET NX", lambda r: r.execute_command("SET", key, value, "PX", ms, "NX"))
-        )
+        command = (b"SET", self._key(key), value, b"PX", _milliseconds(ttl), b"NX")
+        return self._run("SET NX", command) is not None
 
     def get(self, key: str) -> bytes | None:
         """Return the live value of ``key``, or None if it is absent or expired."""
-        key = self._prefix + key
         # bytes, never str: the client was checked for decode_responses=False.
-        return cast("bytes | None", self._run("GET", lambda r: r.execute_command("GET", key)))
+        return cast("bytes | None", self._run("GET", (b"GET", self._key(key))))
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store ``value`` under ``key``, replacing any value and its expiry."""
         _check_ttl(ttl)
-        key, ms = self._prefix + key, _milliseconds(ttl)
-        self._run("SET", lambda r: r.execute_command("SET", key, value, "PX", ms))
+        self._run("SET", (b"SET", self._key(key), value, b"PX", _milliseconds(ttl)))
 
     def compare_and_set(self, key: str, expected: bytes, value: bytes | None, ttl: float) -> bool:
         """Replace (``value=None``: delete) ``key`` only if its live value equals ``expected``."""
-        keys, args = [self._prefix + key], _compare_and_set_args(expected, value, ttl)
-        return bool(
-            self._run("compare-and-set script", lambda r: self._script(keys, args, client=r))
-        )
+        command = self._compare_and_set_command(key, expected, value, ttl)
+        return bool(self._run("compare-and-set script", command))
 
     def compare_and_set_many(self, changes: Sequence[Change]) -> list[bool]:
         """:meth:`compare_and_set` for each ``(key, expected, value, ttl)``, in one pipeline."""
-        batch = [
-            (self._prefix + key, _compare_and_set_args(expected, value, ttl))
-            for key, expected, value, ttl in changes
-        ]
-        if not batch:
+        commands = [self._compare_and_set_command(*change) for change in changes]
+        if not commands:
             return []
         try:
-            pipeline = self._client.pipeline(transaction=False)
-            for key, args in batch:
-                pipeline.evalsha(self._script.sha, 1, key, *args)
-            replies = pipeline.execute(raise_on_error=False)
+            replies = self._pipeline(commands)
             for reply in replies:
                 if isinstance(reply, Exception) and not isinstance(reply, self._no_script_error):
                     raise reply
             return [
-                # NOSCRIPT: the script cache was lost; the Script object loads it again.
-                bool(self._script([key], args, client=self._commands()))
+                bool(self._send(_eval(command)))  # NOSCRIPT: the script cache was lost
                 if isinstance(reply, Exception)
                 else bool(reply)
-                for (key, args), reply in zip(batch, replies, strict=True)
+                for command, reply in zip(commands, replies, strict=True)
             ]
         except self._redis_error as e:
             raise self._failed("compare-and-set batch", e) from e
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if it is absent."""
-        key = self._prefix + key
-        self._run("DEL", lambda r: r.execute_command("DEL", key))
+        self._run("DEL", (b"DEL", self._key(key)))
 
     def close(self) -> None:
         """Close the client's connections (also those of a client passed in)."""
         self._client.close()
 
-    def _run(self, operation: str, command: Callable[[Any], T]) -> T:
-        """Run ``command`` on this thread's client; every redis-py error is raised as a
-        StoreError naming only ``operation`` and the error type."""
+    def _key(self, key: str) -> bytes:
+        return (self._prefix + key).encode()
+
+    def _compare_and_set_command(
+        self, key: str, expected: bytes, value: bytes | None, ttl: float
+    ) -> _Command:
+        if value is None:
+            args: _Command = (expected,)
+        else:
+            _check_ttl(ttl)
+            args = (expected, value, _milliseconds(ttl))
+        return (b"EVALSHA", _COMPARE_AND_SET_SHA, b"1", self._key(key), *args)
+
+    def _run(self, operation: str, command: _Command) -> Any:
+        """Send ``command`` and return its reply (EVALSHA: sent again as EVAL after NOSCRIPT).
+
+        Every redis-py error is raised as a StoreError naming only ``operation`` and the error type.
+        """
         try:
-            return command(self._commands())
+            try:
+                return self._send(command)
+            except self._no_script_error:
+                # Only EVALSHA answers NOSCRIPT: the server lost its script cache (a restart,
+                # SCRIPT FLUSH, a failover), and EVAL loads the script again.
+                return self._send(_eval(command))
         except self._redis_error as e:
             raise self._failed(operation, e) from e
 
+    def _send(self, command: _Command) -> Any:
+        """One command, one reply: on this thread's connection, else through the client."""
+        if self._connections is None:
+            return self._client.execute_command(*_named(command))
+        connection = self._connections.get()
+        packed = [_pack(command)]
+
+        def send_and_read() -> Any:
+            connection.send_packed_command(packed, check_health=False)
+            return connection.read_response()
+
+        return connection.retry.call_with_retry(send_and_read, _Disconnect(connection))
+
+    def _pipeline(self, commands: list[_Command]) -> list[Any]:
+        """Send ``commands`` together; their replies in order, an error reply as its exception."""
+        if self._connections is None:
+            pipeline: Any = self._client.pipeline(transaction=False)
+            for command in commands:
+                pipeline.execute_command(*_named(command))
+            return cast("list[Any]", pipeline.execute(raise_on_error=False))
+        connection = self._connections.get()
+        packed = [b"".join(map(_pack, commands))]
+
+        def send_and_read() -> list[Any]:
+            connection.send_packed_command(packed, check_health=False)
+            try:
+                return [self._read_reply(connection) for _ in commands]
+            except BaseException:
+                connection.disconnect()  # replies may be left unread: start afresh
+                raise
+
+        return cast(
+            "list[Any]", connection.retry.call_with_retry(send_and_read, _Disconnect(connection))
+        )
+
+    def _read_reply(self, connection: Any) -> Any:
+        """The next reply on ``connection``; an error reply is returned, not raised."""
+        try:
+            return connection.read_response()
+        except self._response_error as e:
+            return e
+
     def _failed(self, operation: str, error: Exception) -> StoreError:
-        """The StoreError for ``error``; after a connection error this thread's client is
-        dropped, so the next call takes a connection from the pool, which connects afresh (for
-        Sentinel: to the master the sentinels name now; redis-py reconnects a connection in
-        place to the address it had)."""
-        if self._threads is not None and isinstance(error, self._connection_error):
-            self._threads.drop()
+        """The StoreError for ``error``; after a connection error this thread's connection goes
+        back to the pool, so the next call takes one that connects afresh (for Sentinel: to the
+        master the sentinels name now)."""
+        if self._connections is not None and isinstance(error, self._connection_error):
+            self._connections.drop()
         return StoreError(f"Redis {operation} failed ({type(error).__name__})")
 
 
-def _same(client: T) -> T:
-    return client
+#: A command as sent: the name and arguments, encoded (an int is sent in decimal).
+_Command = tuple[bytes | int, ...]
+
+_COMPARE_AND_SET_SHA = (
+    hashlib.sha1(_COMPARE_AND_SET_LUA.encode(), usedforsecurity=False).hexdigest().encode()
+)
 
 
-def _compare_and_set_args(expected: bytes, value: bytes | None, ttl: float) -> list[bytes | int]:
-    """The script's ARGV: the expected value, then the new value and ttl (none: delete)."""
-    if value is None:
-        return [expected]
-    _check_ttl(ttl)
-    return [expected, value, _milliseconds(ttl)]
+def _eval(command: _Command) -> _Command:
+    """The ``EVAL`` form of an ``EVALSHA`` of the compare-and-set script: it loads the script."""
+    return (b"EVAL", _COMPARE_AND_SET_LUA.encode(), *command[2:])
 
 
-class _ThreadClients(threading.local):
-    """One single-connection client on a redis-py pool per thread, for the process that made it."""
+def _named(command: _Command) -> tuple[str | bytes | int, ...]:
+    """``command`` for redis-py's client API, which finds the command by its name as a str."""
+    name = command[0]
+    return (name.decode() if isinstance(name, bytes) else name, *command[1:])
 
-    held: _HeldClient | None = None
+
+def _pack(command: _Command) -> bytes:
+    """``command`` in the Redis protocol (RESP): an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        if isinstance(arg, int):
+            arg = b"%d" % arg
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+class _Disconnect:
+    """The retry policy's failure callback: drop the broken connection before sending again."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def __call__(self, error: Exception) -> None:
+        self._connection.disconnect()
+
+
+def _held_connections_supported() -> bool:
+    """Whether the installed redis-py is one whose connection methods this module was tested
+    with (the ``redis`` extra's range): 5.3 (``get_connection()`` without a command name)
+    up to 8.x."""
+    import redis
+
+    major, minor = (int(part) for part in redis.__version__.split(".")[:2])
+    return (5, 3) <= (major, minor) < (9, 0)
+
+
+class _ThreadConnections(threading.local):
+    """One connection of a redis-py pool per thread, for the process that took it."""
+
+    held: _HeldConnection | None = None
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
         self._pool = pool
 
-    def get(self) -> redis.Redis:
-        """This thread's client, made on first use and after a fork."""
+    def get(self) -> Any:
+        """This thread's connection, taken from the pool on first use and after a fork."""
         held = self.held
         if held is None or held.pid != os.getpid():
             if held is not None:
                 held.abandon()
-            held = self.held = _HeldClient(self._pool)
-        return held.client
+            held = self.held = _HeldConnection(self._pool)
+        return held.connection
 
     def drop(self) -> None:
-        """Give this thread's client back to the pool; the next :meth:`get` makes another."""
+        """Give this thread's connection back to the pool; the next :meth:`get` takes one."""
         held, self.held = self.held, None
         if held is not None and held.pid == os.getpid():
             held.release()
 
 
-class _HeldClient:
-    """A single-connection client whose connection goes back to the pool when this is dropped."""
+class _HeldConnection:
+    """A connection taken from ``pool`` and given back when this object is dropped."""
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
-        import redis
-
         self.pid = os.getpid()
-        self.client = redis.Redis(connection_pool=pool, single_connection_client=True)
-        self._release = weakref.finalize(self, self.client.close)
+        self.connection: Any = pool.get_connection()
+        self._release = weakref.finalize(self, pool.release, self.connection)
 
     def release(self) -> None:
         """Give the connection back to the pool now."""
@@ -448,9 +532,7 @@ class _HeldClient:
         """In a forked child: close this process's copy of the socket; the parent still uses it."""
         self._release.detach()
         # redis-py shuts a socket down only in the process that opened it; here it is just closed.
-        connection: Any = self.client.connection
-        if connection is not None:
-            connection.disconnect()
+        self.connection.disconnect()
 
 
 def _milliseconds(ttl: float) -> int:

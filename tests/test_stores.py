@@ -25,7 +25,13 @@ import pytest
 import redis
 
 from flask_wecom.errors import StoreError
-from flask_wecom.stores import MemoryStore, RedisStore, Store, store_from_url
+from flask_wecom.stores import (
+    MemoryStore,
+    RedisStore,
+    Store,
+    _held_connections_supported,
+    store_from_url,
+)
 from harness.redis_server import RedisServer
 from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_sentinel import RedisSentinelGroup
@@ -602,6 +608,36 @@ class TestRedisStore(StoreContract):
         assert won["one"] | won["two"] == set(range(keys))
         for name, indexes in won.items():
             assert {raw.get(f"wecom:race:{i}") for i in indexes} <= {name.encode()}
+
+
+class TestRedisStoreThroughTheClient(TestRedisStore):
+    """All of the above on a redis-py outside the tested range: the store falls back to the
+    client API (as for a Cluster) instead of driving pooled connections itself."""
+
+    @pytest.fixture
+    def store(self, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisStore]:
+        monkeypatch.setattr(redis, "__version__", "9.0.0")
+        store = RedisStore(redis_url)
+        yield store
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("version", "held"),
+    [
+        pytest.param("5.2.1", False, id="before-5.3-get_connection-needs-a-command"),
+        pytest.param("5.3.0", True, id="lowest-tested"),
+        pytest.param(redis.__version__, True, id="installed"),
+        pytest.param("8.99.0", True, id="any-8.x"),
+        pytest.param("9.0.0", False, id="untested-major"),
+    ],
+)
+def test_held_connections_only_on_the_tested_redis_py_range(
+    version: str, held: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The redis extra's range (setup.cfg) is where the store drives connections itself."""
+    monkeypatch.setattr(redis, "__version__", version)
+    assert _held_connections_supported() is held
 
 
 class TestSentinelStore(StoreContract):
