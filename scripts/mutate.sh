@@ -43,7 +43,7 @@ for arg in "$@"; do
             modules+=("$arg") ;;
     esac
 done
-[[ ${#modules[@]} -gt 0 ]] || modules=(crypto envelope safe_xml)
+[[ ${#modules[@]} -gt 0 ]] || modules=(crypto envelope safe_xml dedup pipeline)
 "$PYTHON" -c "import mutmut" 2>/dev/null || { echo "mutmut missing: pip install -e '.[dev]'" >&2; exit 2; }
 
 copy_tree() {  # $1: destination
