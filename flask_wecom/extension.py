@@ -148,8 +148,21 @@ class WeCom(Receiver):
         app.register_blueprint(self.blueprint)
 
     def settings(self, app: Flask | None = None) -> EndpointSettings:
-        """This instance's settings on ``app`` (default: the current app), read once."""
-        return _state(app).settings[self.name]
+        """This instance's settings on ``app`` (default: the current app), read once.
+
+        :raises RuntimeError: it has no callback URL (an AI bot on the long connection only).
+        """
+        state = _state(app)
+        self._check_webhook(state)
+        return state.settings[self.name]
+
+    def _check_webhook(self, state: _AppState) -> None:
+        if self.name not in state.settings:
+            raise RuntimeError(
+                f"{self.name!r} has no callback URL on this app (an AI bot configured for the "
+                f"long connection only: no {self.prefix}TOKEN or {self.prefix}ENCODING_AES_KEY), "
+                "so it has no webhook settings or API client"
+            )
 
     def _mount(self, setup: BlueprintSetupState) -> None:
         """Blueprint hook: add this endpoint to the app's middleware, installing it once."""
@@ -201,9 +214,12 @@ class WeCom(Receiver):
         Its access token is cached in the app's store, so with ``WECOM_REDIS_URL``
         every worker and host shares one token.
 
-        :raises RuntimeError: the secret or agent id is not configured.
+        :raises RuntimeError: the secret or agent id is not configured, or it has no callback
+            URL (an AI bot on the long connection only).
         """
-        client = _state(app).endpoints[self.name].client
+        state = _state(app)
+        self._check_webhook(state)
+        client = state.endpoints[self.name].client
         if client is None:
             raise RuntimeError(
                 f"WeCom {self.name!r} needs {self.prefix}SECRET and "

@@ -519,6 +519,12 @@ def test_an_ai_bot_needs_the_webhook_keys_only_for_the_webhook(
     posted = app.test_client().post("/aibot?msg_signature=x&timestamp=1&nonce=n", data=b"{}")
     assert (posted.status_code != 404) is webhook  # the URL is mounted, or not at all
     assert app.extensions["wecom"].mounted == {"aibot": bot}  # the command finds the bot
+    if webhook:
+        assert bot.settings(app).token == config["WECOM_AIBOT_TOKEN"]
+    else:  # no webhook settings or API client: said plainly, not a KeyError
+        for read in (bot.settings, bot.client):
+            with pytest.raises(RuntimeError, match="long connection only"):
+                read(app)
 
 
 @pytest.mark.parametrize(
