@@ -221,6 +221,29 @@ end
 return 1
 """
 
+# The same for KEYS[i] with ARGV[3i-2] the expected value, ARGV[3i-1] the new value and ARGV[3i]
+# the ttl in ms, 0 to delete; one character per change: 1 replaced, 0 not, E an error (the key
+# holds another type), which leaves the other changes done, as separate commands would.
+_COMPARE_AND_SET_MANY_LUA = """
+local done = {}
+for i, key in ipairs(KEYS) do
+    local current = redis.pcall('GET', key)
+    if type(current) == 'table' and current.err then
+        done[i] = 'E'
+    elseif current ~= ARGV[3 * i - 2] then
+        done[i] = '0'
+    else
+        if ARGV[3 * i] == '0' then
+            redis.call('DEL', key)
+        else
+            redis.call('SET', key, ARGV[3 * i - 1], 'PX', ARGV[3 * i])
+        end
+        done[i] = '1'
+    end
+end
+return table.concat(done)
+"""
+
 #: URL schemes, by deployment: one server, a Sentinel group, a Cluster.
 _SERVER_SCHEMES = ("redis", "rediss", "unix")
 _SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -338,12 +361,18 @@ class RedisStore:
         return bool(self._run("compare-and-set script", command))
 
     def compare_and_set_many(self, changes: Sequence[Change]) -> list[bool]:
-        """:meth:`compare_and_set` for each ``(key, expected, value, ttl)``, in one pipeline."""
-        commands = [self._compare_and_set_command(*change) for change in changes]
-        if not commands:
+        """:meth:`compare_and_set` for each ``(key, expected, value, ttl)``, in one round trip:
+        one script call on one server or Sentinel, a pipeline on a Cluster."""
+        if not changes:
             return []
+        if self._connections is not None:
+            return self._compare_and_set_batch(changes)
+        commands = [self._compare_and_set_command(*change) for change in changes]
         try:
-            replies = self._pipeline(commands)
+            pipeline: Any = self._client.pipeline(transaction=False)
+            for command in commands:
+                pipeline.execute_command(*_named(command))
+            replies = pipeline.execute(raise_on_error=False)
             for reply in replies:
                 if isinstance(reply, Exception) and not isinstance(reply, self._no_script_error):
                     raise reply
@@ -355,6 +384,24 @@ class RedisStore:
             ]
         except self._redis_error as e:
             raise self._failed("compare-and-set batch", e) from e
+
+    def _compare_and_set_batch(self, changes: Sequence[Change]) -> list[bool]:
+        """:meth:`compare_and_set_many` as one call of a script that makes every change."""
+        keys: list[bytes | int] = []
+        args: list[bytes | int] = []
+        for key, expected, value, ttl in changes:
+            keys.append(self._key(key))
+            if value is None:
+                args += (expected, b"", 0)
+            else:
+                _check_ttl(ttl)
+                args += (expected, value, _milliseconds(ttl))
+        command = (b"EVALSHA", _COMPARE_AND_SET_MANY_SHA, len(keys), *keys, *args)
+        done: bytes = self._run("compare-and-set batch", command)
+        if b"E" in done:
+            error = self._response_error("a key of the batch holds another type")
+            raise self._failed("compare-and-set batch", error) from error
+        return [flag == ord("1") for flag in done]
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if it is absent."""
@@ -405,35 +452,6 @@ class RedisStore:
 
         return connection.retry.call_with_retry(send_and_read, _Disconnect(connection))
 
-    def _pipeline(self, commands: list[_Command]) -> list[Any]:
-        """Send ``commands`` together; their replies in order, an error reply as its exception."""
-        if self._connections is None:
-            pipeline: Any = self._client.pipeline(transaction=False)
-            for command in commands:
-                pipeline.execute_command(*_named(command))
-            return cast("list[Any]", pipeline.execute(raise_on_error=False))
-        connection = self._connections.get()
-        packed = [b"".join(map(_pack, commands))]
-
-        def send_and_read() -> list[Any]:
-            connection.send_packed_command(packed, check_health=False)
-            try:
-                return [self._read_reply(connection) for _ in commands]
-            except BaseException:
-                connection.disconnect()  # replies may be left unread: start afresh
-                raise
-
-        return cast(
-            "list[Any]", connection.retry.call_with_retry(send_and_read, _Disconnect(connection))
-        )
-
-    def _read_reply(self, connection: Any) -> Any:
-        """The next reply on ``connection``; an error reply is returned, not raised."""
-        try:
-            return connection.read_response()
-        except self._response_error as e:
-            return e
-
     def _failed(self, operation: str, error: Exception) -> StoreError:
         """The StoreError for ``error``; after a connection error this thread's connection goes
         back to the pool, so the next call takes one that connects afresh (for Sentinel: to the
@@ -446,14 +464,17 @@ class RedisStore:
 #: A command as sent: the name and arguments, encoded (an int is sent in decimal).
 _Command = tuple[bytes | int, ...]
 
-_COMPARE_AND_SET_SHA = (
-    hashlib.sha1(_COMPARE_AND_SET_LUA.encode(), usedforsecurity=False).hexdigest().encode()
-)
+#: The scripts by their SHA1, as EVALSHA names them.
+_SCRIPTS = {
+    hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest().encode(): lua.encode()
+    for lua in (_COMPARE_AND_SET_LUA, _COMPARE_AND_SET_MANY_LUA)
+}
+_COMPARE_AND_SET_SHA, _COMPARE_AND_SET_MANY_SHA = _SCRIPTS
 
 
 def _eval(command: _Command) -> _Command:
-    """The ``EVAL`` form of an ``EVALSHA`` of the compare-and-set script: it loads the script."""
-    return (b"EVAL", _COMPARE_AND_SET_LUA.encode(), *command[2:])
+    """The ``EVAL`` form of an ``EVALSHA`` command: it loads the script again."""
+    return (b"EVAL", _SCRIPTS[cast("bytes", command[1])], *command[2:])
 
 
 def _named(command: _Command) -> tuple[str | bytes | int, ...]:
