@@ -513,6 +513,19 @@ def _held_connections_supported() -> bool:
     return (5, 3) <= (major, minor) < (9, 0)
 
 
+#: This process's generation, one more in each forked child: a held connection knows the process
+#: that took it without a getpid() system call per command.
+_process = 0
+
+
+def _forked() -> None:
+    global _process
+    _process += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class _ThreadConnections(threading.local):
     """One connection of a redis-py pool per thread, for the process that took it."""
 
@@ -524,7 +537,7 @@ class _ThreadConnections(threading.local):
     def get(self) -> Any:
         """This thread's connection, taken from the pool on first use and after a fork."""
         held = self.held
-        if held is None or held.pid != os.getpid():
+        if held is None or held.process != _process:
             if held is not None:
                 held.abandon()
             held = self.held = _HeldConnection(self._pool)
@@ -533,7 +546,7 @@ class _ThreadConnections(threading.local):
     def drop(self) -> None:
         """Give this thread's connection back to the pool; the next :meth:`get` takes one."""
         held, self.held = self.held, None
-        if held is not None and held.pid == os.getpid():
+        if held is not None and held.process == _process:
             held.release()
 
 
@@ -541,7 +554,7 @@ class _HeldConnection:
     """A connection taken from ``pool`` and given back when this object is dropped."""
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
-        self.pid = os.getpid()
+        self.process = _process
         self.connection: Any = pool.get_connection()
         self._release = weakref.finalize(self, pool.release, self.connection)
 
