@@ -135,9 +135,7 @@ class WeComASGIMiddleware:
         client = scope.get("client")
         remote = client[0] if client else "?"
         try:
-            query = pipeline.check_query(
-                endpoint, method, scope.get("query_string", b"").decode("latin-1")
-            )
+            query = pipeline.check_query(method, scope.get("query_string", b"").decode("latin-1"))
             if method == "GET":
                 return pipeline.verify_url(endpoint, query, remote)
             body = await _read_body(scope, receive, pipeline.max_body)

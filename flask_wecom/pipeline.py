@@ -437,7 +437,7 @@ class Pipeline:
 
     # -- 1. the query, before the body ------------------------------------------------------
 
-    def check_query(self, endpoint: Endpoint, method: str, query_string: str) -> Query:
+    def check_query(self, method: str, query_string: str) -> Query:
         """Check the method and the signed query parameters.
 
         :raises WeComError: the request is refused (its ``status`` says how).
@@ -811,7 +811,7 @@ class Pipeline:
             the verified callback; it returns a status, headers and the plaintext reply.
         """
         try:
-            query = self.check_query(endpoint, method, query_string)
+            query = self.check_query(method, query_string)
             if method == "GET":
                 return self.verify_url(endpoint, query, remote)
             verified = self.open(endpoint, query, read_body(self.max_body), remote)

@@ -129,7 +129,7 @@ class Setup:
 
 def opened(setup: Setup, request: SignedRequest) -> Verified:
     """The callback verified and decrypted (steps 1 and 2), ready for the later steps."""
-    query = setup.pipeline.check_query(setup.endpoint, "POST", request.query_string)
+    query = setup.pipeline.check_query("POST", request.query_string)
     return setup.pipeline.open(setup.endpoint, query, request.body)
 
 
@@ -740,7 +740,7 @@ def test_a_stream_refresh_is_never_deduplicated() -> None:
 def test_timestamp_errors_keep_the_query(setup: Setup) -> None:
     request = signer().callback(b"<xml/>", timestamp=NOW - 1000, nonce="nn")
     with pytest.raises(TimestampError) as raised:
-        setup.pipeline.check_query(setup.endpoint, "POST", request.query_string)
+        setup.pipeline.check_query("POST", request.query_string)
     assert (raised.value.timestamp, raised.value.nonce) == (str(NOW - 1000), "nn")
 
 
@@ -773,7 +773,7 @@ def test_a_refusal_log_line_in_full(
     setup: Setup, echo: str, line: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     request = signer().verification(echo, signature="0" * 40 if echo == "1" else None)
-    query = setup.pipeline.check_query(setup.endpoint, "GET", request.query_string)
+    query = setup.pipeline.check_query("GET", request.query_string)
     with caplog.at_level(logging.WARNING, logger="flask_wecom"):
         setup.pipeline.verify_url(setup.endpoint, query)  # no remote given
     assert refusal_logged(caplog)["message"] == f"refused GET /wecom from ?: {line}"
@@ -1088,7 +1088,7 @@ def test_dedup_keys_are_the_endpoints_hmac() -> None:
 def test_a_timestamp_has_at_most_twelve_digits(setup: Setup, timestamp: str, message: str) -> None:
     request = signer().text("t")
     with pytest.raises(TimestampError, match=f"^{message}$"):
-        setup.pipeline.check_query(setup.endpoint, "POST", query_of(request, timestamp=timestamp))
+        setup.pipeline.check_query("POST", query_of(request, timestamp=timestamp))
 
 
 @pytest.mark.parametrize(
