@@ -212,12 +212,16 @@ class Receiver(Router):
     async def ainvoke(
         self, found: RuleMatch, call: Call, executor: Executor | None = None
     ) -> Reply | None:
-        """:meth:`invoke` on an event loop: :meth:`acall`, then the result as a reply."""
-        result = await self.acall(found, call, executor)
+        """:meth:`invoke` on an event loop: :meth:`acall`, then the result as a reply (an
+        error handler's unusable result is logged, as :meth:`invoke` does)."""
         with handling(call):
+            result, from_error_handler = await self._acall(found, call, executor)
             try:
                 return self.to_reply(result, call)
             except Exception as exc:
+                if from_error_handler:
+                    logger.error("the WeCom error handler failed", exc_info=exc)
+                    return None
                 return self._on_error(call, exc)
 
     async def acall(self, found: RuleMatch, call: Call, executor: Executor | None = None) -> Any:
@@ -230,18 +234,31 @@ class Receiver(Router):
         it fails too, the error is logged and the result is None.
         """
         with handling(call):
+            result, _ = await self._acall(found, call, executor)
+            return result
+
+    async def _acall(
+        self, found: RuleMatch, call: Call, executor: Executor | None
+    ) -> tuple[Any, bool]:
+        """:meth:`acall` inside :func:`handling`: the raw result, and whether it is the error
+        handler's."""
+        try:
+            return (
+                await aio.call(
+                    found.rule.handler, call.message, *found.args, executor=executor, **found.kwargs
+                ),
+                False,
+            )
+        except Exception as exc:
+            if self._error_handler is None:
+                return self._on_error(call, exc), True  # logs it
             try:
                 return await aio.call(
-                    found.rule.handler, call.message, *found.args, executor=executor, **found.kwargs
-                )
-            except Exception as exc:
-                if self._error_handler is None:
-                    return self._on_error(call, exc)  # logs it
-                try:
-                    return await aio.call(self._error_handler, call.message, exc, executor=executor)
-                except Exception:
-                    logger.exception("the WeCom error handler failed")
-                    return None
+                    self._error_handler, call.message, exc, executor=executor
+                ), True
+            except Exception:
+                logger.exception("the WeCom error handler failed")
+                return None, True
 
     def _on_error(self, call: Call, exc: Exception) -> Reply | None:
         message = call.message

@@ -535,6 +535,54 @@ def test_a_failing_outcome_hook_is_logged_and_ignored(caplog: pytest.LogCaptureF
     assert caplog.records[0].getMessage().startswith("outcome hook <function")
 
 
+@pytest.mark.parametrize(
+    "dispatch",
+    [
+        pytest.param(lambda setup, verified: setup.pipeline.dispatch(verified), id="sync"),
+        pytest.param(
+            lambda setup, verified: asyncio.run(setup.pipeline.dispatch_async(verified)),
+            id="async",
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    ("content", "errors"),
+    [
+        pytest.param("raise", ["ValueError"], id="handler-raises"),
+        pytest.param("bad-type", ["TypeError"], id="handler-returns-no-reply-type"),
+    ],
+)
+def test_an_unusable_error_handler_result_is_logged_once(
+    dispatch: Callable[[Setup, Verified], Reply | None],
+    content: str,
+    errors: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The error handler runs once per failure, sync or async; its own unusable result is
+    logged, never fed back to it."""
+    receiver = Receiver()
+    crypto = WeComCrypto(TOKEN, KEY, CORP_ID)
+    setup = Setup(endpoint=Endpoint("/wecom", [crypto], receiver=receiver, deadline=0))
+
+    @receiver.message("text")
+    def failing(message: Message) -> Any:
+        if message.content == "raise":
+            raise ValueError("handler bug")
+        return 42
+
+    seen: list[str] = []
+
+    @receiver.errorhandler
+    def unusable(message: Message, exc: Exception) -> Any:
+        seen.append(type(exc).__name__)
+        return 43
+
+    with caplog.at_level(logging.ERROR, logger="flask_wecom"):
+        assert dispatch(setup, opened(setup, signer().text(content))) is None
+    assert seen == errors
+    assert [r.getMessage() for r in caplog.records] == ["the WeCom error handler failed"]
+
+
 def test_async_dispatch_runs_the_handler_and_defers_past_the_deadline() -> None:
     setup = Setup()
     pipeline = setup.pipeline
