@@ -17,13 +17,13 @@ to the endpoint. A late reply goes to the message's ``response_url``. No web imp
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterable, Mapping
 from typing import Any, ClassVar
 
 from .aio import is_stream
 from .client import post_response_url
 from .envelope import EnvelopeFormat
+from .ids import unique_id
 from .messages import Message
 from .receivers import Call, Receiver
 from .replies import Reply, StreamReply, TemplateCardReply, WelcomeTextReply
@@ -75,7 +75,7 @@ class BotReceiver(Receiver):
                 return None
             if call.message.event == "enter_chat":
                 return WelcomeTextReply(result)
-            return StreamReply(secrets.token_urlsafe(16), result, finish=True)
+            return StreamReply(unique_id(), result, finish=True)
         if is_stream(result):
             streams = self.streams(call)
             stream_id = streams.start()

@@ -40,11 +40,10 @@ by :meth:`Deduplicator.flush`.
 from __future__ import annotations
 
 import atexit
-import hashlib
+import functools
 import hmac
 import logging
 import os
-import secrets
 import threading
 import time
 import weakref
@@ -53,6 +52,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import StoreError
+from .ids import unique_id
 from .messages import Message
 from .stores import Change, MemoryStore, Store
 
@@ -73,8 +73,16 @@ def dedup_key(endpoint: str, message: Message, plaintext: bytes, secret: bytes) 
         identity = b"id:" + str(message.msg_id).encode("utf-8")
     else:
         identity = b"doc:" + plaintext
-    digest = hmac.new(secret, identity, hashlib.sha256).hexdigest()[:32]
-    return f"dedup:{endpoint}:{digest}"
+    keyed = _keyed_hash(secret).copy()
+    keyed.update(identity)
+    return f"dedup:{endpoint}:{keyed.hexdigest()[:32]}"
+
+
+@functools.lru_cache(maxsize=256)
+def _keyed_hash(secret: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with ``secret``, to be copied per key: cheaper than a new HMAC, and
+    unlike :func:`hmac.digest` it does not release the GIL to hash a few bytes."""
+    return hmac.new(secret, digestmod="sha256")
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ class Deduplicator:
     def claim_steps(self, key: str) -> Generator[float, None, Claim]:
         """:meth:`claim` as a generator: it yields the seconds to wait before looking again
         and returns the claim, so an event loop can wait with ``await asyncio.sleep``."""
-        token = _PENDING + secrets.token_hex(8).encode()
+        token = _PENDING + unique_id().encode()
         deadline = self._clock() + self.wait
         lease = self.lease if self._renews else self.ttl
         waiting = False

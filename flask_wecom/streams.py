@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from .errors import StoreError
+from .ids import unique_id
 from .replies import (
     MAX_STREAM_BYTES,
     MAX_STREAM_IMAGES,
@@ -100,7 +100,7 @@ class StreamStore:
 
     def start(self, content: str = "") -> str:
         """Open a stream with an optional first content; return its new id."""
-        stream_id = secrets.token_urlsafe(16)
+        stream_id = unique_id()
         self.save(stream_id, StreamState(content, expires=self.clock() + self.max_seconds))
         return stream_id
 
