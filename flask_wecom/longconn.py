@@ -68,12 +68,14 @@ from typing import Any, NamedTuple, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.protocol import State
 
 from . import aio
 from .aibot import BotReceiver
 from .crypto import decrypt_media
 from .dedup import Claim, Deduplicator, dedup_key
 from .errors import ReplyError, StoreError, WeComError
+from .ids import unique_id
 from .messages import Message
 from .model import message_from_json
 from .receivers import Call, Receiver, Scope, handling
@@ -298,17 +300,25 @@ class _Journal:
 
 
 def _req_id(cmd: str) -> str:
-    return f"{cmd}_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
+    return f"{cmd}_{int(time.time() * 1000)}_{unique_id()}"
 
 
 class _Session:
-    """One subscribed WebSocket: frames out, acks matched by ``req_id``."""
+    """One subscribed WebSocket: frames out, acks matched by ``req_id``.
+
+    Frames sent in one turn of the event loop leave in one write (one TLS record, one
+    ``send``) at the end of that turn: a burst of replies costs the client and WeCom far
+    less than a write per frame, and delays none of them.
+    """
 
     def __init__(self, ws: ClientConnection, ack_timeout: float) -> None:
         self.ws, self.ack_timeout = ws, ack_timeout
-        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        #: Frames awaiting their ack, oldest first: the future and when it times out.
+        self.pending: dict[str, tuple[asyncio.Future[dict[str, Any]], float]] = {}
+        self._sweep_timer: asyncio.TimerHandle | None = None
         self.unanswered_pings = 0
         self.displaced = False
+        self._outbox: list[tuple[bytes, asyncio.Future[dict[str, Any]] | None]] = []
 
     async def request(self, cmd: str, req_id: str, body: Any = None) -> dict[str, Any]:
         """Send a frame and wait for its ack; ``body`` may be JSON text already."""
@@ -319,17 +329,15 @@ class _Session:
         head += "}"
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.pending[req_id] = future
-        timer = loop.call_later(self.ack_timeout, _expire, future)
+        self.pending[req_id] = (future, loop.time() + self.ack_timeout)
+        if self._sweep_timer is None:
+            self._sweep_timer = loop.call_later(self.ack_timeout, self._sweep)
         try:
-            await self.ws.send(head)
+            self.send(head, future)
             ack = await future
         except TimeoutError:
             raise AckTimeout(f"no answer to {cmd} within {self.ack_timeout:g} s") from None
-        except ConnectionClosed:
-            raise NotConnected(f"the connection closed before {cmd} was answered") from None
         finally:
-            timer.cancel()
             self.pending.pop(req_id, None)
         errcode = ack.get("errcode", 0)
         if errcode:
@@ -338,25 +346,57 @@ class _Session:
         answer: dict[str, Any] = ack
         return answer
 
-    async def ping(self) -> None:
+    def send(self, text: str, future: asyncio.Future[dict[str, Any]] | None = None) -> None:
+        """Queue a text frame for this turn's write; ``future`` fails if it cannot go."""
+        data = text.encode()  # a lone surrogate fails here, in the sender's hands
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append((data, future))
+
+    def _flush(self) -> None:
+        """Write the queued frames at once (websockets' sans-I/O protocol frames them)."""
+        frames, self._outbox = self._outbox, []
+        protocol = self.ws.protocol
+        if protocol.state is not State.OPEN:
+            for _, future in frames:
+                if future is not None and not future.done():
+                    future.set_exception(NotConnected("the connection closed"))
+            return
+        for data, _ in frames:
+            protocol.send_text(data)
+        self.ws.transport.write(b"".join(protocol.data_to_send()))
+
+    def ping(self) -> None:
         self.unanswered_pings += 1
-        frame = {"cmd": "ping", "headers": {"req_id": _req_id("ping")}}
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(json.dumps(frame))
+        self.send(json.dumps({"cmd": "ping", "headers": {"req_id": _req_id("ping")}}))
 
     def resolve(self, frame: dict[str, Any]) -> None:
         req_id = _req_id_of(frame)
         if req_id.startswith("ping_"):
             self.unanswered_pings = 0
             return
-        future = self.pending.get(req_id)
-        if future is not None and not future.done():
-            future.set_result(frame)
+        waiting = self.pending.get(req_id)
+        if waiting is not None and not waiting[0].done():
+            waiting[0].set_result(frame)
 
     def fail_all(self) -> None:
-        for future in self.pending.values():
+        for future, _ in self.pending.values():
             if not future.done():
                 future.set_exception(NotConnected("the connection closed"))
+
+    def _sweep(self) -> None:
+        """Time out the frames whose ack is overdue; one timer for all (not one per frame)."""
+        now = asyncio.get_running_loop().time()
+        next_due = None
+        for future, due in list(self.pending.values()):  # oldest first
+            if due > now:
+                next_due = due
+                break
+            if not future.done():
+                future.set_exception(TimeoutError())
+        self._sweep_timer = None
+        if next_due is not None:
+            self._sweep_timer = asyncio.get_running_loop().call_at(next_due, self._sweep)
 
 
 def _req_id_of(frame: Mapping[str, Any]) -> str:
@@ -364,11 +404,6 @@ def _req_id_of(frame: Mapping[str, Any]) -> str:
     headers = frame.get("headers")
     req_id = headers.get("req_id") if isinstance(headers, Mapping) else None
     return req_id if isinstance(req_id, str) else ""
-
-
-def _expire(future: asyncio.Future[dict[str, Any]]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
 
 
 class Media(NamedTuple):
@@ -756,7 +791,7 @@ class LongConnection:
                 logger.warning("bot %s: two pings unanswered; the connection is dead", self.bot_id)
                 session.ws.transport.abort()
                 return
-            await session.ping()
+            session.ping()
 
     async def _read(self, session: _Session) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -1031,7 +1066,7 @@ class LongConnection:
         if message.is_event:
             logger.error("bot %s: events cannot be answered with a stream", self.bot_id)
             return
-        stream_id = f"stream_{secrets.token_hex(12)}"
+        stream_id = f"stream_{unique_id()}"
         text: list[str] = []
         done = asyncio.Event()
         changed = asyncio.Event()

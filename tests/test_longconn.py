@@ -732,3 +732,74 @@ def test_handlers_that_block_still_run_side_by_side() -> None:
         return set(names)
 
     assert len(asyncio.run(main())) == 4
+
+
+# --------------------------------------------------------------------------- frames on the wire
+
+
+def test_frames_sent_in_one_turn_leave_in_one_write(server: FakeLongConnServer) -> None:
+    from websockets.asyncio.client import connect as connect_async
+
+    from flask_wecom.longconn import AckError, NotConnected, _Session
+
+    async def main() -> tuple[list[bytes], list[BaseException | dict[str, Any]], BaseException]:
+        async with connect_async(server.url) as ws:
+            session = _Session(ws, ack_timeout=2.0)
+
+            async def read() -> None:
+                async for raw in ws:
+                    session.resolve(json.loads(raw))
+
+            reader = asyncio.create_task(read())
+            writes: list[bytes] = []
+            write = ws.transport.write
+
+            def counted(data: bytes) -> None:
+                writes.append(data)
+                write(data)
+
+            ws.transport.write = counted  # type: ignore[method-assign, assignment]
+            answers = await asyncio.gather(
+                *(session.request("no_such_cmd", f"r{i}", {"n": i}) for i in range(5)),
+                return_exceptions=True,
+            )
+            ws.transport.write = write  # type: ignore[method-assign]
+            await ws.close()
+            reader.cancel()
+            try:
+                await session.request("no_such_cmd", "late")
+            except NotConnected as exc:
+                late: BaseException = exc
+            return writes, answers, late
+
+    writes, answers, late = asyncio.run(main())
+    assert len(writes) == 1  # five masked frames in one write
+    assert all(isinstance(a, AckError) for a in answers)  # each answered on its own req_id
+    assert isinstance(late, NotConnected)
+
+
+@pytest.mark.parametrize(
+    ("ack_delay", "ack_timeout", "delivered"),
+    [
+        pytest.param(0.0, 0.5, True, id="acked-in-time"),
+        pytest.param(0.6, 0.15, False, id="ack-too-late"),
+    ],
+)
+def test_replies_wait_ack_timeout_for_their_ack(
+    ack_delay: float, ack_timeout: float, delivered: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        FakeLongConnServer(BOT, SECRET) as server,
+        running(echo_bot(), server, ack_timeout=ack_timeout) as conn,
+    ):
+        server.ack_delay = ack_delay  # the subscribe was acked at once
+        started = time.monotonic()
+        for word in ("a", "b", "c"):
+            server.push_message(word)
+        server.wait_for(lambda: conn.stats["replies"] + conn.stats["reply_errors"] == 3)
+        waited = time.monotonic() - started
+    assert (conn.stats["replies"], conn.stats["reply_errors"]) == ((3, 0) if delivered else (0, 3))
+    timeouts = [r for r in caplog.records if "longconn_ack_timeout" in r.getMessage()]
+    assert len(timeouts) == (0 if delivered else 3)
+    if not delivered:
+        assert ack_timeout <= waited < ack_delay  # every frame timed out, none waited longer
