@@ -289,10 +289,13 @@ def _json_card(card: Any) -> dict[str, Any]:
     return copy
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _dump_json(payload: Mapping[str, Any]) -> str:
     """Compact JSON with non-ASCII kept, or :class:`ReplyError`."""
     try:
-        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _JSON.encode(payload)
     except (TypeError, ValueError) as exc:
         raise ReplyError(f"the reply cannot be written as JSON: {exc}") from exc
     _require_utf8(text, "the reply")
@@ -519,8 +522,14 @@ class JsonReply(Reply):
     #: The reply's ``msgtype`` (``response_type`` for :class:`BotUpdateTemplateCardReply`).
     reply_type: ClassVar[str]
 
+    #: True when the payload holds only immutable values: the JSON written to check the
+    #: reply is then kept and rendered, not written a second time.
+    _immutable: ClassVar[bool] = False
+
     def __post_init__(self) -> None:
-        _dump_json(self._payload())
+        text = _dump_json(self._payload())
+        if self._immutable:
+            object.__setattr__(self, "_json", text)
 
     @abc.abstractmethod
     def _payload(self) -> dict[str, Any]:
@@ -532,7 +541,8 @@ class JsonReply(Reply):
         """Rebuild the reply from its decoded JSON."""
 
     def _render(self, message: Message, clock: Callable[[], float]) -> str:
-        return _dump_json(self._payload())
+        kept: str | None = self.__dict__.get("_json")
+        return kept if kept is not None else _dump_json(self._payload())
 
 
 @dataclass(frozen=True)
@@ -567,6 +577,7 @@ class StreamReply(JsonReply):
     """
 
     reply_type: ClassVar[str] = "stream"
+    _immutable: ClassVar[bool] = True
     id: str
     content: str = ""
     finish: bool = False
@@ -622,6 +633,7 @@ class WelcomeTextReply(JsonReply):
     """Plain-text welcome, allowed only for the AI-bot enter_chat event."""
 
     reply_type: ClassVar[str] = "text"
+    _immutable: ClassVar[bool] = True
     content: str
 
     def _payload(self) -> dict[str, Any]:

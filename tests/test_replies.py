@@ -597,3 +597,17 @@ def test_parse_reply_refuses_what_no_reply_renders(plaintext: str | bytes) -> No
     """parse_reply raises ParseError for anything that is not a reply."""
     with pytest.raises(ParseError):
         parse_reply(plaintext)
+
+
+def test_a_reply_holding_a_mapping_renders_what_the_mapping_holds_when_rendered() -> None:
+    """Only replies of immutable values keep the JSON written to check them."""
+    reply = TemplateCardReply({"card_type": "text_notice", "task_id": "T1"})
+    reply.card["task_id"] = "T2"  # type: ignore[index]  # its own copy, changed after
+    message = corpus("aibot/mixed.json")
+    assert json.loads(reply.render(message))["template_card"]["task_id"] == "T2"
+    stream = StreamReply("s", "done", finish=True)
+    assert (
+        stream.render(message)
+        == stream.render(message)
+        == ('{"msgtype":"stream","stream":{"id":"s","finish":true,"content":"done"}}')
+    )
