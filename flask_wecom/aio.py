@@ -234,9 +234,11 @@ async def call(
 
 def is_stream(result: Any) -> bool:
     """True for a result that streams: a sync or async iterable other than text or a reply."""
+    if isinstance(result, str):  # the usual result, before the slower ABC checks
+        return False
     if isinstance(result, AsyncIterable):
         return True
-    return isinstance(result, Iterable) and not isinstance(result, Reply | str | bytes | Mapping)
+    return isinstance(result, Iterable) and not isinstance(result, Reply | bytes | Mapping)
 
 
 async def iterate(result: Any, *, executor: Executor | None = None) -> AsyncIterator[Any]:

@@ -291,8 +291,9 @@ _NODE_FIELDS = frozenset(f.name for f in fields(Node))
 class _Shape(NamedTuple):
     """What building one model class needs, worked out once per class."""
 
-    #: (name, annotation) of the fields it declares beyond its base's common fields.
-    typed: tuple[tuple[str, Any], ...]
+    #: (name, conversion of its annotation) of the fields it declares beyond its base's
+    #: common fields.
+    typed: tuple[tuple[str, Callable[[Any], Any]], ...]
     #: The default of every field that has one.
     defaults: dict[str, Any]
     #: How many fields it has in all.
@@ -310,7 +311,7 @@ def _shape(cls: type[Node]) -> _Shape:
         common = _COMMON_FIELDS if issubclass(cls, Message) else _NODE_FIELDS
         every = fields(cls)
         shape = _Shape(
-            tuple((f.name, hints[f.name]) for f in every if f.name not in common),
+            tuple((f.name, _converter(hints[f.name])) for f in every if f.name not in common),
             {f.name: f.default for f in every if f.default is not MISSING},
             len(every),
         )
@@ -408,9 +409,10 @@ def _build(cls: type[N], raw: dict[str, Any], by_name: Mapping[str, Any], **comm
     """Build ``cls`` from ``raw``; typed fields are read from ``by_name`` (see _by_snake_name)."""
     typed, defaults, size = _shape(cls)
     values = {**defaults, **common, "raw": raw}
-    for name, hint in typed:
+    for name, convert in typed:
         if name in by_name:
-            values[name] = _convert(hint, by_name[name])
+            value = by_name[name]
+            values[name] = None if value is None else convert(value)
     if len(values) != size:
         return cls(**values)  # not every field given: let the dataclass say which is missing
     # Every field is known: fill the frozen instance at once instead of one setattr per field.
