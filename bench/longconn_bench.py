@@ -22,6 +22,9 @@ Clients, each in its own process, in interleaved rounds (best round of each is r
   none), its per-frame debug logging silenced. It only dials ``wss://`` with its own
   module-level SSL context (certifi's CAs), so that context is replaced by one trusting the
   benchmark's self-signed certificate; its ``ws_url`` option points it at the fake server.
+* ``sdk-thread``: the same, with the text made by a plain function run through
+  ``asyncio.to_thread``: what an SDK user must do with blocking code, so the peer of
+  flask_wecom's sync handler.
 
 Run: ``.venv/bin/python bench/longconn_bench.py`` (or ``scripts/bench.sh longconn``).
 """
@@ -53,7 +56,7 @@ from flask_wecom.testing_longconn import FakeLongConnServer, Sent  # noqa: E402
 from harness.redis_server import RedisServer  # noqa: E402
 
 BOT, SECRET = "aibBENCHBOT", "BENCH_LONGCONN_SECRET"
-CLIENTS = ("flask_wecom", "flask_wecom-async", "flask_wecom-redis", "sdk")
+CLIENTS = ("flask_wecom", "flask_wecom-async", "flask_wecom-redis", "sdk", "sdk-thread")
 
 
 # --------------------------------------------------------------------------- the clients
@@ -99,8 +102,9 @@ class _Quiet:
     error = warn
 
 
-def run_sdk(url: str, cafile: str) -> None:
-    """An echo bot on the official SDK, until SIGTERM."""
+def run_sdk(url: str, cafile: str, threaded: bool) -> None:
+    """An echo bot on the official SDK, until SIGTERM (``threaded``: the text is made by a
+    plain function on a thread, as an SDK user must run blocking code)."""
     import aibot.ws
     from aibot import WSClient, WSClientOptions
     from aibot.utils import generate_req_id
@@ -110,9 +114,12 @@ def run_sdk(url: str, cafile: str) -> None:
     async def main() -> None:
         client = WSClient(WSClientOptions(bot_id=BOT, secret=SECRET, ws_url=url, logger=_Quiet()))
 
+        def text_of(frame: dict[str, Any]) -> str:
+            return str(frame["body"]["text"]["content"])
+
         @client.on("message.text")  # type: ignore[untyped-decorator]
         async def echo(frame: dict[str, Any]) -> None:
-            content = frame["body"]["text"]["content"]
+            content = await asyncio.to_thread(text_of, frame) if threaded else text_of(frame)
             await client.reply_stream(frame, generate_req_id("stream"), content, finish=True)
 
         stop = asyncio.Event()
@@ -260,8 +267,8 @@ def main() -> None:
     parser.add_argument("--cafile", help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.client == "sdk":
-        run_sdk(args.url, args.cafile)
+    if args.client in ("sdk", "sdk-thread"):
+        run_sdk(args.url, args.cafile, args.client == "sdk-thread")
         return
     if args.client is not None:
         redis_url = args.redis_url if args.client.endswith("redis") else None
@@ -303,12 +310,14 @@ def main() -> None:
     )
     for client in args.clients:
         print(best[client].line())
-    reference = best["sdk"]
-    for client in (c for c in args.clients if c != "sdk"):
-        print(
-            f"{client} / sdk: throughput x{best[client].rate / reference.rate:.2f}, "
-            f"best p99 x{p99[client] / p99['sdk']:.2f} (lower is better)"
-        )
+    for client in (c for c in args.clients if not c.startswith("sdk")):
+        # a sync handler's closest peer is the SDK running its blocking code on a thread
+        peers = ("sdk", "sdk-thread") if client == "flask_wecom" else ("sdk",)
+        for peer in (p for p in peers if p in best):
+            print(
+                f"{client} / {peer}: throughput x{best[client].rate / best[peer].rate:.2f}, "
+                f"best p99 x{p99[client] / p99[peer]:.2f} (lower is better)"
+            )
     print(json.dumps({c: {"rate": best[c].rate, "p99_ms": p99[c] * 1e3} for c in args.clients}))
 
 
