@@ -68,7 +68,6 @@ from typing import Any, NamedTuple, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
-from websockets.protocol import State
 
 from . import aio
 from .aibot import BotReceiver
@@ -89,6 +88,7 @@ from .replies import (
 from .router import Router
 from .runner import Runner
 from .stores import MemoryStore, Store
+from .wsframes import FrameWriter
 
 __all__ = [
     "DEFAULT_URL",
@@ -304,21 +304,17 @@ def _req_id(cmd: str) -> str:
 
 
 class _Session:
-    """One subscribed WebSocket: frames out, acks matched by ``req_id``.
-
-    Frames sent in one turn of the event loop leave in one write (one TLS record, one
-    ``send``) at the end of that turn: a burst of replies costs the client and WeCom far
-    less than a write per frame, and delays none of them.
-    """
+    """One subscribed WebSocket: frames out (those of one turn of the loop in one write, see
+    :mod:`flask_wecom.wsframes`), acks matched by ``req_id``."""
 
     def __init__(self, ws: ClientConnection, ack_timeout: float) -> None:
         self.ws, self.ack_timeout = ws, ack_timeout
         #: Frames awaiting their ack, oldest first: the future and when it times out.
         self.pending: dict[str, tuple[asyncio.Future[dict[str, Any]], float]] = {}
-        self._sweep_timer: asyncio.TimerHandle | None = None
         self.unanswered_pings = 0
         self.displaced = False
-        self._outbox: list[tuple[bytes, asyncio.Future[dict[str, Any]] | None]] = []
+        self.frames = FrameWriter(ws, lambda: NotConnected("the connection closed"))
+        self._sweep_timer: asyncio.TimerHandle | None = None
 
     async def request(self, cmd: str, req_id: str, body: Any = None) -> dict[str, Any]:
         """Send a frame and wait for its ack; ``body`` may be JSON text already."""
@@ -333,7 +329,7 @@ class _Session:
         if self._sweep_timer is None:
             self._sweep_timer = loop.call_later(self.ack_timeout, self._sweep)
         try:
-            self.send(head, future)
+            self.frames.send(head, future)
             ack = await future
         except TimeoutError:
             raise AckTimeout(f"no answer to {cmd} within {self.ack_timeout:g} s") from None
@@ -346,29 +342,9 @@ class _Session:
         answer: dict[str, Any] = ack
         return answer
 
-    def send(self, text: str, future: asyncio.Future[dict[str, Any]] | None = None) -> None:
-        """Queue a text frame for this turn's write; ``future`` fails if it cannot go."""
-        data = text.encode()  # a lone surrogate fails here, in the sender's hands
-        if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.append((data, future))
-
-    def _flush(self) -> None:
-        """Write the queued frames at once (websockets' sans-I/O protocol frames them)."""
-        frames, self._outbox = self._outbox, []
-        protocol = self.ws.protocol
-        if protocol.state is not State.OPEN:
-            for _, future in frames:
-                if future is not None and not future.done():
-                    future.set_exception(NotConnected("the connection closed"))
-            return
-        for data, _ in frames:
-            protocol.send_text(data)
-        self.ws.transport.write(b"".join(protocol.data_to_send()))
-
     def ping(self) -> None:
         self.unanswered_pings += 1
-        self.send(json.dumps({"cmd": "ping", "headers": {"req_id": _req_id("ping")}}))
+        self.frames.send(json.dumps({"cmd": "ping", "headers": {"req_id": _req_id("ping")}}))
 
     def resolve(self, frame: dict[str, Any]) -> None:
         req_id = _req_id_of(frame)
@@ -483,6 +459,7 @@ class LongConnection:
         self._runner: Receiver = receiver if isinstance(receiver, Receiver) else self.policy
         self.bot_id, self._secret, self.url = bot_id, secret, url
         self.store: Store = store if store is not None else MemoryStore()
+        self._store_in_memory = isinstance(self.store, MemoryStore)
         use_lease = not isinstance(self.store, MemoryStore) if lease is None else lease
         self.lease = (
             OwnerLease(self.store, bot_id, ttl=lease_ttl, tombstone_ttl=tombstone_ttl)
@@ -861,7 +838,7 @@ class LongConnection:
 
     async def _store_call(self, func: Callable[..., T], *args: Any) -> T:
         """Run store work inline for a memory store (no I/O), else on the pool."""
-        if isinstance(self.store, MemoryStore):
+        if self._store_in_memory:
             return func(*args)
         return await self._in_thread(func, *args)
 
@@ -911,11 +888,12 @@ class LongConnection:
             # the key is the msgid's; only an event, which has none, needs the whole document
             plaintext = b"" if message.msg_id else json.dumps(body, ensure_ascii=False).encode()
             key = dedup_key(self.name, message, plaintext, self._dedup_secret)
-            deadline = time.monotonic() + self.dedup.lease + 2.0
             claim = self.dedup.claim(key)
-            while recovered and claim.state == "waited" and time.monotonic() < deadline:
-                time.sleep(self.dedup.poll)  # the dead holder's claim runs out
-                claim = self.dedup.claim(key)
+            if recovered:
+                deadline = time.monotonic() + self.dedup.lease + 2.0
+                while claim.state == "waited" and time.monotonic() < deadline:
+                    time.sleep(self.dedup.poll)  # the dead holder's claim runs out
+                    claim = self.dedup.claim(key)
             if claim.state in ("replay", "waited"):
                 return None
         if self._journal is not None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -49,6 +48,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from .wsframes import FrameWriter
 
 logger = logging.getLogger("flask_wecom.testing_longconn")
 
@@ -142,6 +143,11 @@ class _Conn:
     displaced: bool = False
     last_ping: float = field(default_factory=time.monotonic)
     acks: asyncio.Queue[tuple[float, dict[str, Any]]] = field(default_factory=asyncio.Queue)
+    #: Writes the frames of one turn of the loop together, as a busy WeCom server would.
+    frames: FrameWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.frames = FrameWriter(self.ws)
 
 
 @dataclass
@@ -336,9 +342,13 @@ class FakeLongConnServer:
         """Send ``text`` as it is to the connection holding the bot (malformed-frame tests)."""
         with self._cond:
             owner = self._conns.get(self._owners.get(bot_id or next(iter(self.bots)), 0))
-        if owner is None or self._loop is None:
+        loop = self._loop
+        if owner is None or loop is None:
             return False
-        asyncio.run_coroutine_threadsafe(_quiet_send(owner.ws, text), self._loop)
+        if threading.current_thread() is self._thread:  # a hook run on the server's loop
+            owner.frames.send(text)
+        else:
+            loop.call_soon_threadsafe(owner.frames.send, text)
         return True
 
     def push_message(
@@ -516,7 +526,7 @@ class FakeLongConnServer:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await _quiet_send(conn.ws, json.dumps(ack))
+            conn.frames.send(json.dumps(ack))
 
     async def _watch_idle(self, conn: _Conn) -> None:
         while True:
@@ -554,7 +564,10 @@ class FakeLongConnServer:
         }
         if extra is not None:
             ack["body"] = extra
-        conn.acks.put_nowait((time.monotonic() + self.ack_delay, ack))
+        if self.ack_delay <= 0 and conn.acks.empty():
+            conn.frames.send(json.dumps(ack))  # at once, after any ack still delayed
+        else:
+            conn.acks.put_nowait((time.monotonic() + self.ack_delay, ack))
 
     def _rule(
         self, conn: _Conn, cmd: str, req_id: str, body: Mapping[str, Any]
@@ -608,7 +621,7 @@ class FakeLongConnServer:
         return 0
 
     async def _displace(self, conn: _Conn, event: dict[str, Any]) -> None:
-        await _quiet_send(conn.ws, json.dumps(event))
+        conn.frames.send(json.dumps(event))
         await asyncio.sleep(self.displaced_close_delay)
         _hang_up(conn.ws, self.displaced_close_frame)
 
@@ -742,11 +755,6 @@ def _conversation(body: Mapping[str, Any]) -> str:
     sender = body.get("from")
     userid = sender.get("userid", "") if isinstance(sender, Mapping) else ""
     return str(body.get("chatid") or userid or "")
-
-
-async def _quiet_send(ws: ServerConnection, text: str) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        await ws.send(text)
 
 
 def _hang_up(ws: ServerConnection, close_frame: bool) -> None:
