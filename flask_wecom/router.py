@@ -163,15 +163,21 @@ class Rule:
         body, so it cannot miss a deadline; the body runs later, as an AI-bot stream."""
         return inspect.isgeneratorfunction(self.handler) or inspect.isasyncgenfunction(self.handler)
 
+    @functools.cached_property
+    def _labels(self) -> tuple[tuple[str, str], ...]:
+        """(message attribute, wanted value in lower case) of the label criteria given."""
+        given = (
+            ("type", self.type),
+            ("event", self.event),
+            ("change_type", self.change_type),
+            ("info_type", self.info_type),
+        )
+        return tuple((name, wanted.lower()) for name, wanted in given if wanted is not None)
+
     def match(self, message: Message) -> RuleMatch | None:
         """Return a :class:`RuleMatch` if ``message`` meets every criterion, else None."""
-        for wanted, actual in (
-            (self.type, message.type),
-            (self.event, message.event),
-            (self.change_type, message.change_type),
-            (self.info_type, message.info_type),
-        ):
-            if wanted is not None and (actual or "").lower() != wanted.lower():
+        for name, wanted in self._labels:
+            if (getattr(message, name) or "").lower() != wanted:
                 return None
         if self.agent_id is not None and message.agent_id != self.agent_id:
             return None
@@ -194,6 +200,8 @@ class Rule:
             groups.append(found)
         if self.when is not None and not self.when(message):
             return None
+        if not groups:
+            return RuleMatch(self)
         args = tuple(g for m in groups for g in _unnamed_groups(m))
         kwargs = {k: v for m in groups for k, v in m.groupdict().items() if v is not None}
         return RuleMatch(self, args, kwargs)
