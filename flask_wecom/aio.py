@@ -222,7 +222,7 @@ async def call(
     The sync call runs in a copy of the current context. A sync callable that returns an
     awaitable (a ``functools.partial`` of a coroutine function) has it awaited too.
     """
-    if inspect.iscoroutinefunction(func):
+    if _is_coroutine_function(func):
         return await func(*args, **kwargs)
     context = contextvars.copy_context()
     job = functools.partial(context.run, func, *args, **kwargs)
@@ -230,6 +230,19 @@ async def call(
     if inspect.isawaitable(result):
         return await result
     return result
+
+
+def _is_coroutine_function(func: Callable[..., Any]) -> bool:
+    """:func:`inspect.iscoroutinefunction`, remembered per handler (it is not cheap)."""
+    try:
+        return _remembered_is_coroutine_function(func)
+    except TypeError:  # an unhashable callable object
+        return inspect.iscoroutinefunction(func)
+
+
+@functools.lru_cache(maxsize=1024)  # handlers are few and long-lived
+def _remembered_is_coroutine_function(func: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(func)
 
 
 def is_stream(result: Any) -> bool:

@@ -378,7 +378,7 @@ class _Session:
 def _req_id_of(frame: Mapping[str, Any]) -> str:
     """A frame's ``headers.req_id`` ("" if it has none)."""
     headers = frame.get("headers")
-    req_id = headers.get("req_id") if isinstance(headers, Mapping) else None
+    req_id = headers.get("req_id") if isinstance(headers, dict) else None
     return req_id if isinstance(req_id, str) else ""
 
 
@@ -963,9 +963,10 @@ class LongConnection:
 
     async def _request(self, cmd: str, req_id: str, body: Any) -> dict[str, Any]:
         """Send a frame on the live connection (waiting up to ``reply_wait`` for one)."""
-        deadline = time.monotonic() + self.reply_wait
+        deadline = None
         while True:
             if not self._ready.is_set():  # wait_for makes a task: only when it must wait
+                deadline = deadline or time.monotonic() + self.reply_wait
                 left = deadline - time.monotonic()
                 try:
                     await asyncio.wait_for(self._ready.wait(), max(left, 0))
@@ -973,11 +974,13 @@ class LongConnection:
                     raise NotConnected(f"no connection within {self.reply_wait:g} s") from None
             session = self._session
             if session is None:
+                deadline = deadline or time.monotonic() + self.reply_wait
                 await asyncio.sleep(0.01)
                 continue
             try:
                 return await session.request(cmd, req_id, body)
             except NotConnected:
+                deadline = deadline or time.monotonic() + self.reply_wait
                 if time.monotonic() >= deadline:
                     raise
                 await asyncio.sleep(0.01)

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -795,3 +796,48 @@ def test_replies_wait_ack_timeout_for_their_ack(
     assert len(timeouts) == (0 if delivered else 3)
     if not delivered:
         assert ack_timeout <= waited < ack_delay  # every frame timed out, none waited longer
+
+
+@dataclass
+class _SyncRecorder:
+    """A handler object; a dataclass compares by value, so it is unhashable."""
+
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def __call__(self, message: str) -> str:
+        self.threads.append(threading.current_thread())
+        return f"sync {message}"
+
+
+@dataclass
+class _AsyncRecorder:
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    async def __call__(self, message: str) -> str:
+        self.threads.append(threading.current_thread())
+        return f"async {message}"
+
+
+@pytest.mark.parametrize(
+    ("recorder", "on_loop"),
+    [
+        pytest.param(_SyncRecorder, False, id="sync-object"),
+        pytest.param(_AsyncRecorder, True, id="async-object"),
+    ],
+)
+def test_unhashable_handler_objects_run_where_their_kind_belongs(
+    recorder: Callable[[], _SyncRecorder | _AsyncRecorder], on_loop: bool
+) -> None:
+    handler = recorder()
+    with pytest.raises(TypeError):
+        hash(handler)
+
+    async def main() -> tuple[list[Any], threading.Thread]:
+        with HandlerPool(2) as pool:
+            results = [await aio.call(handler, "hi", executor=pool) for _ in range(2)]
+        return results, threading.current_thread()
+
+    results, loop_thread = asyncio.run(main())
+    kind = "async" if on_loop else "sync"
+    assert results == [f"{kind} hi"] * 2
+    assert [t is loop_thread for t in handler.threads] == [on_loop] * 2
