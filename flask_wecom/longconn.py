@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -68,6 +69,8 @@ from typing import Any, NamedTuple, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event
 
 from . import aio
 from .aibot import BotReceiver
@@ -303,11 +306,39 @@ def _req_id(cmd: str) -> str:
     return f"{cmd}_{int(time.time() * 1000)}_{unique_id()}"
 
 
+class _Connection(ClientConnection):
+    """A client connection that hands each whole text frame to ``on_text`` as it arrives,
+    from the transport's callback: no queue, future or reader wake-up per frame. Other
+    messages (fragmented or binary) still go to ``recv()``. Made by ``connect`` through its
+    ``create_connection`` option."""
+
+    #: Gets the text of each whole text frame; None until the reader sets it.
+    on_text: Callable[[str], None] | None = None
+
+    def process_event(self, event: Event) -> None:
+        """A whole text frame goes to :attr:`on_text`; anything else as websockets does."""
+        on_text = self.on_text
+        if on_text is None or not isinstance(event, Frame) or event.opcode is not Opcode.TEXT:
+            super().process_event(event)
+        elif not event.fin:
+            super().process_event(event)  # the start of a fragmented message
+        else:
+            try:
+                text = bytes(event.data).decode()
+            except UnicodeDecodeError:
+                logger.warning("a text frame that is not UTF-8 was ignored")
+                return
+            try:
+                on_text(text)
+            except Exception:  # never into websockets' data_received
+                logger.exception("a frame could not be handled")
+
+
 class _Session:
     """One subscribed WebSocket: frames out (those of one turn of the loop in one write, see
     :mod:`flask_wecom.wsframes`), acks matched by ``req_id``."""
 
-    def __init__(self, ws: ClientConnection, ack_timeout: float) -> None:
+    def __init__(self, ws: _Connection, ack_timeout: float) -> None:
         self.ws, self.ack_timeout = ws, ack_timeout
         #: Frames awaiting their ack, oldest first: the future and when it times out.
         self.pending: dict[str, tuple[asyncio.Future[dict[str, Any]], float]] = {}
@@ -639,8 +670,9 @@ class LongConnection:
         try:
             while not self._stopping.is_set() and not lease_lost.is_set():
                 try:
-                    ws = await connect(
+                    ws: _Connection = await connect(  # type: ignore[assignment]  # its factory
                         self.url,
+                        create_connection=_Connection,
                         ssl=self.ssl_context if self.url.startswith("wss:") else None,
                         ping_interval=None,
                         compression=None,
@@ -771,28 +803,40 @@ class LongConnection:
             session.ping()
 
     async def _read(self, session: _Session) -> None:
+        """Serve the session's frames until it closes: whole text frames straight from the
+        connection as they arrive (see :class:`_Connection`), any other message from here."""
+        session.ws.on_text = functools.partial(self._on_frame, session)
         with contextlib.suppress(ConnectionClosed):
             async for raw in session.ws:
-                try:
-                    frame = json.loads(raw)
-                except (ValueError, RecursionError):
-                    frame = None
-                if not isinstance(frame, dict):
-                    logger.warning("bot %s: an unreadable frame was ignored", self.bot_id)
-                    continue
-                cmd = frame.get("cmd")
-                if cmd is None:
-                    session.resolve(frame)
-                    continue
-                body, req_id = frame.get("body"), _req_id_of(frame)
-                if cmd not in _CALLBACKS or not isinstance(body, dict) or not req_id:
-                    logger.warning("bot %s: a frame of no known form was ignored", self.bot_id)
-                    continue
-                event = body.get("event")
-                if isinstance(event, dict) and event.get("eventtype") == "disconnected_event":
-                    session.displaced = True
+                self._on_frame(session, raw)
+                if session.displaced:
                     return
-                self._spawn(self._handle(req_id, body), _HANDLING)
+
+    def _on_frame(self, session: _Session, raw: str | bytes) -> None:
+        """Dispatch one frame: an ack to its request, a callback to a new handling task."""
+        if session.displaced:
+            return  # what followed the disconnected_event is no longer ours
+        try:
+            frame = json.loads(raw)
+        except (ValueError, RecursionError):
+            frame = None
+        if not isinstance(frame, dict):
+            logger.warning("bot %s: an unreadable frame was ignored", self.bot_id)
+            return
+        cmd = frame.get("cmd")
+        if cmd is None:
+            session.resolve(frame)
+            return
+        body, req_id = frame.get("body"), _req_id_of(frame)
+        if cmd not in _CALLBACKS or not isinstance(body, dict) or not req_id:
+            logger.warning("bot %s: a frame of no known form was ignored", self.bot_id)
+            return
+        event = body.get("event")
+        if isinstance(event, dict) and event.get("eventtype") == "disconnected_event":
+            session.displaced = True
+            session.ws.transport.abort()  # ends _read; _hold sees why
+            return
+        self._spawn(self._handle(req_id, body), _HANDLING)
 
     async def _shutdown(self) -> None:
         """Drain running handlers, hand the rest over, release the lease, close."""

@@ -841,3 +841,58 @@ def test_unhashable_handler_objects_run_where_their_kind_belongs(
     kind = "async" if on_loop else "sync"
     assert results == [f"{kind} hi"] * 2
     assert [t is loop_thread for t in handler.threads] == [on_loop] * 2
+
+
+def test_a_fragmented_callback_is_handled_like_a_whole_one() -> None:
+    """Whole text frames are taken straight from the connection; a message split over
+    several frames still arrives through websockets' reader and is answered."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    replies: list[dict[str, Any]] = []
+    answered = threading.Event()
+    callback = {
+        "cmd": "aibot_msg_callback",
+        "headers": {"req_id": "REQ_FRAGMENTED"},
+        "body": {
+            "msgid": "M1",
+            "msgtype": "text",
+            "text": {"content": "split"},
+            "from": {"userid": "u"},
+        },
+    }
+
+    async def serve_one(ws: ServerConnection) -> None:
+        async for raw in ws:
+            frame = json.loads(raw)
+            await ws.send(json.dumps({"headers": frame["headers"], "errcode": 0}))
+            if frame["cmd"] == "aibot_subscribe":
+                text = json.dumps(callback)
+                await ws.send([text[:20], text[20:60], text[60:]])  # three frames, one message
+            elif frame["cmd"] == "aibot_respond_msg":
+                replies.append(frame)
+                answered.set()
+
+    async def run_server(ready: threading.Event, stop: asyncio.Event, port: list[int]) -> None:
+        async with serve(serve_one, "127.0.0.1", 0) as server:
+            port.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            await stop.wait()
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ready, port = threading.Event(), []
+    thread = threading.Thread(target=loop.run_until_complete, args=(run_server(ready, stop, port),))
+    thread.start()
+    try:
+        assert ready.wait(5)
+        conn = LongConnection(echo_bot(), BOT, SECRET, url=f"ws://127.0.0.1:{port[0]}").start()
+        try:
+            assert answered.wait(5)
+        finally:
+            conn.stop(5)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(5)
+        loop.close()
+    assert replies[0]["headers"]["req_id"] == "REQ_FRAGMENTED"
+    assert replies[0]["body"]["stream"]["content"] == "echo: split"
