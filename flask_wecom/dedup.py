@@ -267,10 +267,7 @@ class Deduplicator:
         if not changes:
             return
         try:
-            if len(changes) == 1:  # one call less through the batch for the usual case
-                written = [self.store.compare_and_set(*changes[0])]
-            else:
-                written = self.store.compare_and_set_many(changes)
+            written = self.store.compare_and_set_many(changes)
         except StoreError as exc:
             self._store_failed(exc)
             return
