@@ -843,9 +843,17 @@ def test_unhashable_handler_objects_run_where_their_kind_belongs(
     assert [t is loop_thread for t in handler.threads] == [on_loop] * 2
 
 
-def test_a_fragmented_callback_is_handled_like_a_whole_one() -> None:
+@pytest.mark.parametrize(
+    "delivery",
+    [
+        pytest.param("fragmented", id="split-over-three-frames"),
+        pytest.param("after-bad-utf8", id="after-a-text-frame-that-is-not-utf8"),
+    ],
+)
+def test_callbacks_arrive_whole_split_or_after_a_bad_frame(delivery: str) -> None:
     """Whole text frames are taken straight from the connection; a message split over
-    several frames still arrives through websockets' reader and is answered."""
+    several frames still arrives through websockets' reader, and a text frame that is not
+    UTF-8 is ignored without taking the connection down."""
     from websockets.asyncio.server import ServerConnection, serve
 
     replies: list[dict[str, Any]] = []
@@ -867,7 +875,11 @@ def test_a_fragmented_callback_is_handled_like_a_whole_one() -> None:
             await ws.send(json.dumps({"headers": frame["headers"], "errcode": 0}))
             if frame["cmd"] == "aibot_subscribe":
                 text = json.dumps(callback)
-                await ws.send([text[:20], text[20:60], text[60:]])  # three frames, one message
+                if delivery == "fragmented":
+                    await ws.send([text[:20], text[20:60], text[60:]])  # three frames
+                else:
+                    await ws.send(b"\xff\xfe not utf-8", text=True)
+                    await ws.send(text)
             elif frame["cmd"] == "aibot_respond_msg":
                 replies.append(frame)
                 answered.set()
