@@ -47,7 +47,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -254,7 +254,7 @@ class Deduplicator:
                 self._pending.append(change)
                 self._keep()
                 return
-        self._write((change,))
+        self._write([change])
 
     def flush(self) -> None:
         """Write every finished reply still waiting to be written behind, now."""
@@ -262,7 +262,7 @@ class Deduplicator:
             pending, self._pending = self._pending, []
         self._write(pending)
 
-    def _write(self, changes: Sequence[Change]) -> None:
+    def _write(self, changes: list[Change]) -> None:
         """Store finished replies (or release claims); a lost lease is logged, never raised."""
         if not changes:
             return

@@ -318,24 +318,24 @@ class _Connection(ClientConnection):
     def process_event(self, event: Event) -> None:
         """A whole text frame goes to :attr:`on_text`; anything else as websockets does."""
         on_text = self.on_text
-        if on_text is None or not isinstance(event, Frame) or event.opcode is not Opcode.TEXT:
+        if on_text is None or not (
+            isinstance(event, Frame) and event.opcode is Opcode.TEXT and event.fin
+        ):  # fragments, binary and control frames
             super().process_event(event)
-        elif not event.fin:
-            super().process_event(event)  # the start of a fragmented message
-        else:
-            try:
-                text = bytes(event.data).decode()
-            except UnicodeDecodeError:
-                logger.warning("a text frame that is not UTF-8 was ignored")
-                return
-            try:
-                on_text(text)
-            except Exception:  # never into websockets' data_received
-                logger.exception("a frame could not be handled")
+            return
+        try:
+            text = bytes(event.data).decode()
+        except UnicodeDecodeError:
+            logger.warning("a text frame that is not UTF-8 was ignored")
+            return
+        try:
+            on_text(text)
+        except Exception:  # never into websockets' data_received
+            logger.exception("a frame could not be handled")
 
 
 class _Session:
-    """One subscribed WebSocket: frames out (those of one turn of the loop in one write, see
+    """One subscribed WebSocket: frames out (those sent close together in one write, see
     :mod:`flask_wecom.wsframes`), acks matched by ``req_id``."""
 
     def __init__(self, ws: _Connection, ack_timeout: float) -> None:
@@ -491,7 +491,7 @@ class LongConnection:
         self.bot_id, self._secret, self.url = bot_id, secret, url
         self.store: Store = store if store is not None else MemoryStore()
         self._store_in_memory = isinstance(self.store, MemoryStore)
-        use_lease = not isinstance(self.store, MemoryStore) if lease is None else lease
+        use_lease = not self._store_in_memory if lease is None else lease
         self.lease = (
             OwnerLease(self.store, bot_id, ttl=lease_ttl, tombstone_ttl=tombstone_ttl)
             if use_lease
@@ -1007,10 +1007,9 @@ class LongConnection:
 
     async def _request(self, cmd: str, req_id: str, body: Any) -> dict[str, Any]:
         """Send a frame on the live connection (waiting up to ``reply_wait`` for one)."""
-        deadline = None
+        deadline = time.monotonic() + self.reply_wait
         while True:
             if not self._ready.is_set():  # wait_for makes a task: only when it must wait
-                deadline = deadline or time.monotonic() + self.reply_wait
                 left = deadline - time.monotonic()
                 try:
                     await asyncio.wait_for(self._ready.wait(), max(left, 0))
@@ -1018,13 +1017,11 @@ class LongConnection:
                     raise NotConnected(f"no connection within {self.reply_wait:g} s") from None
             session = self._session
             if session is None:
-                deadline = deadline or time.monotonic() + self.reply_wait
                 await asyncio.sleep(0.01)
                 continue
             try:
                 return await session.request(cmd, req_id, body)
             except NotConnected:
-                deadline = deadline or time.monotonic() + self.reply_wait
                 if time.monotonic() >= deadline:
                     raise
                 await asyncio.sleep(0.01)

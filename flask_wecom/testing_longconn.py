@@ -143,7 +143,7 @@ class _Conn:
     displaced: bool = False
     last_ping: float = field(default_factory=time.monotonic)
     acks: asyncio.Queue[tuple[float, dict[str, Any]]] = field(default_factory=asyncio.Queue)
-    #: Writes the frames of one turn of the loop together, as a busy WeCom server would.
+    #: Writes frames sent close together in one write, as a busy WeCom server would.
     frames: FrameWriter = field(init=False)
 
     def __post_init__(self) -> None:
