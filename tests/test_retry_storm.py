@@ -15,6 +15,7 @@ the replica has taken over, callbacks run exactly once again.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -128,10 +129,15 @@ def executions(counts: redis.Redis, request: SignedRequest, signer: CallbackSign
 
 
 def storm(
-    server: GunicornServer, signer: CallbackSigner, prefix: str, callbacks: int
+    server: GunicornServer,
+    signer: CallbackSigner,
+    prefix: str,
+    callbacks: int,
+    finished: list[float] | None = None,
 ) -> tuple[list[SignedRequest], list[list[bytes | None]]]:
     """Send ``callbacks`` callbacks 4 times each: odd ones one after another, even ones all at
-    once. Every send must be answered 200; returns the first sends and each one's replies."""
+    once. Every send must be answered 200; returns the first sends and each one's replies.
+    ``finished``, if given, gets the monotonic time each callback's last answer came."""
     firsts = [
         signer.text(f"slow:0.3:{prefix}{i}" if i % 10 == 0 else f"{prefix}{i}")
         for i in range(callbacks)
@@ -146,6 +152,8 @@ def storm(
             with ThreadPoolExecutor(SENDS_PER_CALLBACK) as pool:
                 answers = list(pool.map(lambda r: post(server, r), sends))
         assert [response.status_code for response in answers] == [200] * len(sends)
+        if finished is not None:
+            finished[index] = time.monotonic()
         return [
             signer.decrypt_reply(response.content, request)
             for request, response in zip(sends, answers, strict=True)
@@ -208,18 +216,21 @@ def test_master_killed_mid_storm(
     assert backend.kill_master is not None
     kill_master = backend.kill_master
     killed = threading.Event()
+    killed_at: list[float] = []
 
     def kill_when_a_quarter_ran() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(counts.keys("executions:*")) < CALLBACKS // 4:
             time.sleep(0.01)
+        killed_at.append(time.monotonic())
         kill_master()
         killed.set()
 
     killer = threading.Thread(target=kill_when_a_quarter_ran)
     killer.start()
+    finished = [math.inf] * CALLBACKS
     try:
-        firsts, replies = storm(storm_server, signer, "f", CALLBACKS)
+        firsts, replies = storm(storm_server, signer, "f", CALLBACKS, finished)
     finally:
         killer.join()
     assert killed.is_set()
@@ -234,10 +245,14 @@ def test_master_killed_mid_storm(
         mismatches(replies),
     )
     assert min(runs) >= 1  # nothing lost
-    # Dedup worked outside the failover: what the old master had not replicated, and what ran
-    # while no master answered (the bypass), may run again; not everything. Measured on a quiet
-    # machine 26-38 of 200; 100 when the machine was loaded (the failover then takes longer).
-    assert sum(run > 1 for run in runs) < CALLBACKS * 3 // 4
+    # Dedup worked while the master lived: a callback whose four sends were all answered before
+    # the kill ran exactly once. What ran during the failover (the bypass) or was not yet
+    # replicated may run again; how much of the storm that is depends only on how long the
+    # failover takes against how fast the storm goes, so it is logged above, not bounded. The
+    # second storm below checks dedup again once the failover is over.
+    before_kill = [run for run, done in zip(runs, finished, strict=True) if done < killed_at[0]]
+    assert len(before_kill) >= 10
+    assert before_kill == [1] * len(before_kill)
 
     counts.flushall()
     deadline = time.monotonic() + 30
